@@ -1,0 +1,150 @@
+//! `vaxpass pki …`: the Ministry's PKI officer's commands (SPEC §6).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use time::OffsetDateTime;
+
+use crate::pki::{self as lib, CaFiles};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum PkiCommand {
+    /// Create the Ministry root CA: a self-signed key and certificate (keep it offline).
+    #[command(after_long_help = "Example:\n  vaxpass pki init-root --out /secure/root\n\n\
+        Writes DIR/key.pem (mode 0600) and DIR/cert.pem; never overwrites existing files.")]
+    InitRoot {
+        /// Directory to write key.pem and cert.pem into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Common name of the root.
+        #[arg(long, value_name = "NAME", default_value = lib::DEFAULT_ROOT_CN)]
+        cn: String,
+        /// Validity in days.
+        #[arg(long, value_name = "N", default_value_t = lib::DEFAULT_ROOT_DAYS)]
+        days: u32,
+    },
+    /// Issue a provincial CA (Sở Y tế) under the root: CA with pathLen 0.
+    #[command(after_long_help = "Example:\n  vaxpass pki issue-ca --issuer-key keys-example/root/key.pem \\\n    \
+        --issuer-cert keys-example/root/cert.pem --province 79 --out ca-79")]
+    IssueCa {
+        #[command(flatten)]
+        issuer: IssuerArgs,
+        /// 2-digit GSO province code, e.g. 01 (Hà Nội) or 79 (Hồ Chí Minh).
+        #[arg(long, value_name = "PP")]
+        province: String,
+        /// Directory for key.pem, cert.pem and chain.pem.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, value_name = "N", default_value_t = lib::DEFAULT_CA_DAYS)]
+        days: u32,
+    },
+    /// Issue a facility Document Signer Certificate and its key (EKU vaccination).
+    #[command(after_long_help = "Example:\n  vaxpass pki issue-facility --issuer-key keys-example/ca-01/key.pem \\\n    \
+        --issuer-cert keys-example/ca-01/cert.pem --code 01002 --name 'Trạm Y tế Phường Phúc Xá' --out fac-01002\n\n\
+        chain.pem holds the DSC followed by its issuer: give it to `vaxpass sign --chain`.")]
+    IssueFacility {
+        #[command(flatten)]
+        issuer: IssuerArgs,
+        /// Facility code (mã cơ sở KCB): 5 digits PPNNN.
+        #[arg(long, value_name = "PPNNN")]
+        code: String,
+        /// Facility name, as it should appear in the certificate.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Directory for key.pem, cert.pem and chain.pem.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Validity in days (at most 730, SPEC §2).
+        #[arg(long, value_name = "N", default_value_t = lib::MAX_FACILITY_DAYS)]
+        days: u32,
+    },
+    /// A facility creates its own key and a certificate signing request for the Ministry.
+    #[command(after_long_help = "Example:\n  vaxpass pki csr --code 01100 --name 'Trạm Y tế Xã A' --out my-station\n\n\
+        Writes DIR/key.pem (0600, stays at the facility) and DIR/csr.pem (send to the Ministry).")]
+    Csr {
+        /// Facility code (mã cơ sở KCB): 5 digits PPNNN.
+        #[arg(long, value_name = "PPNNN")]
+        code: String,
+        /// Facility name.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Directory for key.pem and csr.pem.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Certify a facility's CSR as a DSC (the facility profile decides every extension).
+    #[command(after_long_help = "Example:\n  vaxpass pki sign-csr --issuer-key keys-example/ca-01/key.pem \\\n    \
+        --issuer-cert keys-example/ca-01/cert.pem --csr my-station/csr.pem --out my-station/cert.pem")]
+    SignCsr {
+        #[command(flatten)]
+        issuer: IssuerArgs,
+        /// The facility's csr.pem.
+        #[arg(long, value_name = "FILE")]
+        csr: PathBuf,
+        /// Where to write the certificate (PEM); never overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Validity in days (at most 730).
+        #[arg(long, value_name = "N", default_value_t = lib::MAX_FACILITY_DAYS)]
+        days: u32,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(super) struct IssuerArgs {
+    /// The issuing CA's private key (PKCS#8 PEM).
+    #[arg(long, value_name = "K")]
+    issuer_key: PathBuf,
+    /// The issuing CA's certificate (PEM or DER).
+    #[arg(long, value_name = "C")]
+    issuer_cert: PathBuf,
+}
+
+impl IssuerArgs {
+    fn load(&self) -> anyhow::Result<CaFiles> {
+        Ok(CaFiles::load(&self.issuer_key, &self.issuer_cert)?)
+    }
+}
+
+fn report(written: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    for p in written {
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn run(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
+    let now = OffsetDateTime::now_utc();
+    match cmd {
+        PkiCommand::InitRoot { out, cn, days } => {
+            let issued = lib::init_root(&cn, days, now)?;
+            report(&lib::write_issued(&out, &issued)?)
+        }
+        PkiCommand::IssueCa { issuer, province, out, days } => {
+            let issued = lib::issue_ca(&issuer.load()?, &province, days, now)?;
+            report(&lib::write_issued(&out, &issued)?)
+        }
+        PkiCommand::IssueFacility { issuer, code, name, out, days } => {
+            let issued = lib::issue_facility(&issuer.load()?, &code, &name, days, now)?;
+            report(&lib::write_issued(&out, &issued)?)
+        }
+        PkiCommand::Csr { code, name, out } => {
+            let (key, csr) = lib::make_csr(&code, &name)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create directory", out.display()))?;
+            let key_path = out.join("key.pem");
+            let csr_path = out.join("csr.pem");
+            lib::ensure_absent(&[&key_path, &csr_path])?;
+            lib::write_new_file(&key_path, key.as_bytes(), true)?;
+            lib::write_new_file(&csr_path, csr.as_bytes(), false)?;
+            report(&[key_path, csr_path])
+        }
+        PkiCommand::SignCsr { issuer, csr, out, days } => {
+            let issued = lib::sign_csr(&issuer.load()?, &csr, days, now)?;
+            lib::write_new_file(&out, issued.cert_pem.as_bytes(), false)?;
+            report(&[out])
+        }
+    }
+}

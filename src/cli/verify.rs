@@ -1,0 +1,118 @@
+//! `vaxpass verify`: the border official's command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use time::OffsetDateTime;
+
+use crate::pki::{Revocations, TrustStore};
+use crate::verify::{ReasonCode, Verdict, Verifier};
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:\n  \
+    vaxpass verify --trust keys-example 'HC1:NCF…'\n  \
+    vaxpass verify --trust-cert DE_DSC.der --at 2021-06-01T12:00:00Z --json < qr.txt\n\n\
+    Exit status: 0 valid, 1 not valid (the reason code says why), 2 usage or file error.")]
+pub(super) struct VerifyArgs {
+    /// Roots, intermediates and facility DSCs to chain (PEM or DER file, or a directory
+    /// searched for *.pem/*.crt/*.cer/*.der). Repeatable.
+    #[arg(long, value_name = "FILE|DIR")]
+    trust: Vec<PathBuf>,
+    /// A signer certificate trusted as is, without a chain (the EU flat trust list model,
+    /// for foreign passports); DER or PEM. Repeatable.
+    #[arg(long = "trust-cert", value_name = "FILE")]
+    trust_cert: Vec<PathBuf>,
+    /// Revocation list (JSON: passports by UVCI SHA-256, facilities by kid; see README).
+    #[arg(long, value_name = "FILE")]
+    revocations: Option<PathBuf>,
+    /// Verify as of this time instead of now (RFC 3339, e.g. 2022-05-11T08:00:00Z).
+    #[arg(long, value_name = "RFC3339", value_parser = super::parse_time)]
+    at: Option<OffsetDateTime>,
+    /// Print one JSON object (SPEC §6) instead of the human summary.
+    #[arg(long)]
+    json: bool,
+    /// The QR text (HC1:…); read from standard input when absent or `-`.
+    qr_text: Option<String>,
+}
+
+pub(super) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let mut trust = TrustStore::new();
+    for p in &args.trust {
+        trust.load_trusted(p)?;
+    }
+    for p in &args.trust_cert {
+        trust.load_pinned(p)?;
+    }
+    let revocations = match &args.revocations {
+        Some(p) => Revocations::load(p)?,
+        None => Revocations::default(),
+    };
+    let no_trust = trust.signers().is_empty();
+    let verifier = Verifier::new(trust, revocations);
+    let text = super::qr_text_arg(args.qr_text)?;
+    let verdict = verifier.verify(&text, args.at.unwrap_or_else(OffsetDateTime::now_utc));
+    if args.json {
+        let mut line = serde_json::to_vec(&verdict)?;
+        line.push(b'\n');
+        super::write_stdout(&line)?;
+    } else {
+        let mut s = human(&verdict);
+        if no_trust && verdict.reason == ReasonCode::KeyNotInTrustList {
+            s.push_str("hint: no signer is trusted; pass --trust DIR (e.g. keys-example) or --trust-cert FILE\n");
+        }
+        super::write_stdout(s.as_bytes())?;
+    }
+    Ok(if verdict.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn field<'a>(v: &'a serde_json::Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
+}
+
+/// The human summary: verdict and reason first, then who and what.
+fn human(v: &Verdict) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    if v.valid {
+        let _ = writeln!(s, "VALID");
+    } else {
+        let _ = writeln!(s, "NOT VALID: {}", v.reason);
+        if let Some(d) = &v.detail {
+            let _ = writeln!(s, "  why:     {d}");
+        }
+    }
+    if let Some(p) = &v.payload {
+        let name = [field(p, &["nam", "fn"]), field(p, &["nam", "gn"])].into_iter().flatten().collect::<Vec<_>>().join(" ");
+        let _ = writeln!(s, "  name:    {name}");
+        if let Some(dob) = field(p, &["dob"]) {
+            let _ = writeln!(s, "  born:    {dob}");
+        }
+        let doses: Vec<&serde_json::Value> = v
+            .history
+            .iter()
+            .flat_map(|h| h.as_array().into_iter().flatten())
+            .chain(p.get("v").and_then(|e| e.as_array()).into_iter().flatten())
+            .collect();
+        for d in doses {
+            let _ = writeln!(
+                s,
+                "  dose:    {}/{} {} {}",
+                d.get("dn").map(|x| x.to_string()).unwrap_or_default(),
+                d.get("sd").map(|x| x.to_string()).unwrap_or_default(),
+                field(d, &["dt"]).unwrap_or("?"),
+                field(d, &["mp"]).unwrap_or("?"),
+            );
+        }
+        if let Some(uvci) = ["v", "t", "r"].iter().find_map(|k| p.get(k)?.get(0)?.get("ci")?.as_str()) {
+            let _ = writeln!(s, "  uvci:    {uvci}");
+        }
+    }
+    if let Some(signer) = &v.signer {
+        let _ = writeln!(s, "  signer:  {} (kid {})", signer.subject, signer.kid);
+        for (i, subject) in signer.chain.iter().enumerate().skip(1) {
+            let _ = writeln!(s, "  {:>8} {subject}", if i == 1 { "chain:" } else { "" });
+        }
+    }
+    s
+}

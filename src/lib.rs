@@ -1,0 +1,59 @@
+//! vaxpass turns verified COVID-19 vaccination records into signed, EU-compatible QR vaccine
+//! passports for Viet Nam, and verifies them at the border.
+//!
+//! Signing a passport:
+//! 1. A facility's key and DSC are loaded once ([`pki::SigningKey`], [`pki::Certificate`]).
+//! 2. The person's verified doses are numbered ([`passport::number_doses`]).
+//! 3. [`passport::sign`] builds the CWT, signs its COSE_Sign1 with the key, and encodes
+//!    zlib → Base45 → `HC1:`.
+//!
+//! Verifying a passport ([`verify::Verifier::verify`]):
+//! 1. decode `HC1:` → Base45 → zlib → COSE_Sign1 ([`passport::decode`]);
+//! 2. find the signers with the kid in the [`pki::TrustStore`] and check the signature;
+//! 3. decode the claims and check their shape;
+//! 4. check the signer's validity, its chain to the Ministry root (cached), revocation and EKU;
+//! 5. check `iat ≤ now ≤ exp` and the passport's own revocation.
+//!
+//! Modules, bottom up: [`passport`] and [`pki`] (formats and certificates), [`verify`] (the
+//! verdict), [`render`] (QR images), [`cli`] (the `vaxpass` command). `main.rs` only parses
+//! arguments and prints one error line.
+//!
+//! ```
+//! use vaxpass::{passport, pki, verify};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example");
+//! let key = pki::SigningKey::load(&dir.join("facility-01001/key.pem"))?;
+//! let dsc = pki::parse_certificates(&std::fs::read(dir.join("facility-01001/cert.pem"))?, true)?.remove(0);
+//! let now = time::OffsetDateTime::now_utc();
+//! let doses = [passport::Dose {
+//!     vaccine: passport::vaccines::lookup("AstraZeneca").ok_or("vaccine")?,
+//!     date: time::macros::date!(2021 - 08 - 01),
+//! }];
+//! let content = passport::PassportContent {
+//!     person: passport::Person { full_name: "Nguyễn Văn An".into(), dob: "1990-01-02".into() },
+//!     doses: passport::number_doses(&doses),
+//!     issuer: "Ministry of Health Viet Nam".into(),
+//!     uvci: passport::Uvci::new("01001", "0123456789ABCDEF")?,
+//!     issued_at: now.unix_timestamp(),
+//!     expires_at: now.unix_timestamp() + 86_400,
+//!     include_history: true,
+//! };
+//! let text = passport::sign(&content, passport::Algorithm::Es256, &dsc.kid.0, |m| key.sign(m))?.ok_or("no dose")?;
+//!
+//! let mut trust = pki::TrustStore::new();
+//! trust.load_trusted(&dir)?;
+//! let verdict = verify::Verifier::new(trust, pki::Revocations::default()).verify(&text, now);
+//! assert_eq!(verdict.reason, verify::ReasonCode::Ok);
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod passport;
+pub mod pki;
+pub mod provinces;
+pub mod render;
+pub mod verify;

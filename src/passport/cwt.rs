@@ -1,0 +1,245 @@
+//! CWT claims (RFC 8392) of a health certificate, decoded from untrusted bytes.
+//!
+//! The DCC itself is kept as JSON exactly as it was signed, so that a foreign passport's
+//! fields survive untouched into `verify --json`; only its shape is checked here
+//! ([`check_schema`]). The content checks that matter for a verdict (times, type) read the
+//! few claims they need.
+
+use ciborium::Value;
+
+use super::DecodeError;
+use super::cose::parse_cbor;
+
+/// CWT claim keys (RFC 8392 §3.1; hcert spec §3.3.3).
+pub(crate) mod key {
+    pub(crate) const ISSUER: i64 = 1;
+    pub(crate) const EXPIRES: i64 = 4;
+    pub(crate) const ISSUED_AT: i64 = 6;
+    /// `hcert`, holding `{1: DCC}`.
+    pub(crate) const HCERT: i64 = -260;
+    /// The DCC inside `hcert`.
+    pub(crate) const HCERT_DCC: i64 = 1;
+    /// vaxpass's private-use claim with the earlier doses, oldest first (SPEC §3).
+    pub(crate) const DOSE_HISTORY: i64 = -65537;
+}
+
+/// What kind of event a certificate attests; decides the EKU a signer needs (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateKind {
+    /// `t`: a test result.
+    Test,
+    /// `v`: a vaccination.
+    Vaccination,
+    /// `r`: a recovery.
+    Recovery,
+}
+
+/// The claims of a decoded passport. Times are seconds since the epoch; the EU data has
+/// both integers and floats, so they are kept as `f64` (exact for every integer time up to
+/// year 285,000,000).
+#[derive(Debug, Clone)]
+pub struct Claims {
+    /// `iss` (1): issuing country.
+    pub issuer: Option<String>,
+    /// `iat` (6).
+    pub issued_at: Option<f64>,
+    /// `exp` (4).
+    pub expires_at: Option<f64>,
+    /// The DCC (`-260` → `1`) as JSON.
+    pub dcc: serde_json::Value,
+    /// Claim −65537, the earlier doses, when present.
+    pub history: Option<serde_json::Value>,
+}
+
+/// Decodes the CWT claims. Structural problems are `CWT_DECODING_FAILED`.
+pub(crate) fn parse_claims(payload: &[u8]) -> Result<Claims, DecodeError> {
+    let Ok(Value::Map(entries)) = parse_cbor(payload) else {
+        return Err(DecodeError::Cwt("the payload is not a CBOR map"));
+    };
+    let mut claims = Claims {
+        issuer: None,
+        issued_at: None,
+        expires_at: None,
+        dcc: serde_json::Value::Null,
+        history: None,
+    };
+    let mut hcert = None;
+    for (k, v) in &entries {
+        let Some(k) = int_key(k) else { continue };
+        match k {
+            key::ISSUER => match v {
+                Value::Text(s) => claims.issuer = Some(s.clone()),
+                _ => return Err(DecodeError::Cwt("iss is not text")),
+            },
+            key::ISSUED_AT => claims.issued_at = Some(numeric_date(v).ok_or(DecodeError::Cwt("iat is not a number"))?),
+            key::EXPIRES => claims.expires_at = Some(numeric_date(v).ok_or(DecodeError::Cwt("exp is not a number"))?),
+            key::HCERT => hcert = Some(v),
+            key::DOSE_HISTORY => claims.history = Some(to_json(v)),
+            _ => {}
+        }
+    }
+    let Some(Value::Map(hcert)) = hcert else {
+        return Err(DecodeError::Cwt("no hcert claim (-260)"));
+    };
+    let dcc = hcert
+        .iter()
+        .find_map(|(k, v)| (int_key(k) == Some(key::HCERT_DCC)).then_some(v))
+        .ok_or(DecodeError::Cwt("hcert has no DCC (key 1)"))?;
+    claims.dcc = to_json(dcc);
+    Ok(claims)
+}
+
+fn int_key(v: &Value) -> Option<i64> {
+    match v {
+        Value::Integer(i) => i64::try_from(i128::from(*i)).ok(),
+        _ => None,
+    }
+}
+
+/// A CWT NumericDate: integer or floating point (RFC 8392 §2), possibly tagged 1 (epoch).
+fn numeric_date(v: &Value) -> Option<f64> {
+    match v {
+        Value::Integer(i) => Some(i128::from(*i) as f64),
+        Value::Float(f) if f.is_finite() => Some(*f),
+        Value::Tag(1, inner) => numeric_date(inner),
+        _ => None,
+    }
+}
+
+/// Converts CBOR to JSON: tags are dropped (a `tdat` date-time tag 0 becomes its string),
+/// byte strings become base64, non-text map keys their decimal or debug form.
+pub(crate) fn to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Integer(i) => {
+            let i = i128::from(*i);
+            if let Ok(n) = i64::try_from(i) {
+                J::from(n)
+            } else if let Ok(n) = u64::try_from(i) {
+                J::from(n)
+            } else {
+                J::from(i as f64)
+            }
+        }
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        Value::Text(s) => J::String(s.clone()),
+        Value::Bytes(b) => {
+            use base64::Engine as _;
+            J::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        Value::Bool(b) => J::Bool(*b),
+        Value::Null => J::Null,
+        Value::Tag(_, inner) => to_json(inner),
+        Value::Array(items) => J::Array(items.iter().map(to_json).collect()),
+        Value::Map(entries) => J::Object(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Value::Text(s) => s.clone(),
+                        Value::Integer(i) => i128::from(*i).to_string(),
+                        other => format!("{other:?}"),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+        _ => J::Null,
+    }
+}
+
+/// Checks the DCC's shape (schema 1.x): an object with `ver`, `nam` (an object) and `dob`,
+/// and exactly one of `v`, `t`, `r` as a non-empty array of objects. Values are not judged:
+/// the EU test data signs `dob` "1963-00" and empty codes and expects them accepted.
+pub fn check_schema(dcc: &serde_json::Value) -> Result<CertificateKind, DecodeError> {
+    let obj = dcc.as_object().ok_or(DecodeError::Schema("the DCC is not an object"))?;
+    if !obj.get("ver").is_some_and(|v| v.is_string()) {
+        return Err(DecodeError::Schema("ver is missing or not text"));
+    }
+    if !obj.get("nam").is_some_and(|v| v.is_object()) {
+        return Err(DecodeError::Schema("nam is missing or not an object"));
+    }
+    if !obj.get("dob").is_some_and(|v| v.is_string()) {
+        return Err(DecodeError::Schema("dob is missing or not text"));
+    }
+    let mut kind = None;
+    for (field, k) in [
+        ("v", CertificateKind::Vaccination),
+        ("t", CertificateKind::Test),
+        ("r", CertificateKind::Recovery),
+    ] {
+        let Some(entries) = obj.get(field) else { continue };
+        let ok = entries
+            .as_array()
+            .is_some_and(|a| !a.is_empty() && a.iter().all(|e| e.is_object()));
+        if !ok {
+            return Err(DecodeError::Schema("v/t/r is not a non-empty array of objects"));
+        }
+        if kind.replace(k).is_some() {
+            return Err(DecodeError::Schema("more than one of v, t and r"));
+        }
+    }
+    kind.ok_or(DecodeError::Schema("none of v, t and r"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::passport::cbor::CborWriter;
+    use serde_json::json;
+
+    fn claims_with(times: impl Fn(&mut CborWriter)) -> Vec<u8> {
+        let mut w = CborWriter::default();
+        w.map(3);
+        times(&mut w);
+        w.int(key::HCERT).map(1).int(1).map(1).text("ver").text("1.3.0");
+        w.into_bytes()
+    }
+
+    #[test]
+    fn integer_and_float_times_are_read() {
+        let bytes = claims_with(|w| {
+            w.int(key::ISSUED_AT).int(1_620_000_000);
+            // 1.6e9 + 0.5 as a CBOR double
+            w.raw(&[0x04, 0xfb]).raw(&1_630_000_000.5f64.to_be_bytes());
+        });
+        let c = parse_claims(&bytes).unwrap();
+        assert_eq!(c.issued_at, Some(1_620_000_000.0));
+        assert_eq!(c.expires_at, Some(1_630_000_000.5));
+        assert_eq!(c.dcc, json!({"ver": "1.3.0"}));
+    }
+
+    #[test]
+    fn text_time_is_a_cwt_error() {
+        let bytes = claims_with(|w| {
+            w.int(key::ISSUED_AT).text("yesterday").int(key::EXPIRES).int(1);
+        });
+        assert!(matches!(parse_claims(&bytes), Err(DecodeError::Cwt(_))));
+    }
+
+    #[test]
+    fn missing_hcert_is_a_cwt_error() {
+        let mut w = CborWriter::default();
+        w.map(1).int(1).text("VN");
+        assert!(matches!(parse_claims(&w.into_bytes()), Err(DecodeError::Cwt(_))));
+        assert!(matches!(parse_claims(b"\x01"), Err(DecodeError::Cwt(_))));
+    }
+
+    #[test]
+    fn schema_accepts_odd_values_but_not_odd_shapes() {
+        let ok = json!({"ver": "1.0.0", "nam": {"fnt": "X"}, "dob": "1963-00", "v": [{"dn": 0}]});
+        assert_eq!(check_schema(&ok), Ok(CertificateKind::Vaccination));
+        let t = json!({"ver": "1.0.0", "nam": {}, "dob": "", "t": [{}]});
+        assert_eq!(check_schema(&t), Ok(CertificateKind::Test));
+        for bad in [
+            json!([]),
+            json!({"nam": {}, "dob": "", "v": [{}]}),
+            json!({"ver": "1", "nam": "x", "dob": "", "v": [{}]}),
+            json!({"ver": "1", "nam": {}, "dob": "", "v": []}),
+            json!({"ver": "1", "nam": {}, "dob": "", "v": [{}], "r": [{}]}),
+            json!({"ver": "1", "nam": {}, "dob": ""}),
+        ] {
+            assert!(matches!(check_schema(&bad), Err(DecodeError::Schema(_))), "{bad}");
+        }
+    }
+}

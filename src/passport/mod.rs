@@ -1,0 +1,118 @@
+//! The passport format: `HC1:` text ⇄ Base45 ⇄ zlib ⇄ COSE_Sign1 ⇄ CWT ⇄ DCC (SPEC §3).
+//!
+//! This module signs a person's verified dose history with a signer closure it is handed and
+//! checks a COSE signature against a public key it is handed. It knows nothing of
+//! certificates, files, databases or the clock: `iat`/`exp` come in as numbers.
+
+mod cbor;
+mod cose;
+mod cwt;
+mod dcc;
+mod hc1;
+pub mod translit;
+pub mod uvci;
+pub mod vaccines;
+
+pub use cose::{Algorithm, CoseSign1};
+pub use cwt::{CertificateKind, Claims, check_schema};
+pub use dcc::{DCC_VERSION, Dose, ISSUER_COUNTRY, NumberedDose, PassportContent, Person, number_doses};
+pub use hc1::{HC1_PREFIX, MAX_HC1_LEN, MAX_INFLATED_LEN};
+pub use uvci::Uvci;
+pub use vaccines::Vaccine;
+
+use ring::signature;
+
+/// Why a text is not a well-formed passport. Each variant maps to one SPEC §6 reason code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The text does not start with `HC1:` (hcert spec §4.1) → `INVALID_PREFIX`.
+    #[error("the text does not start with HC1:")]
+    InvalidPrefix,
+    /// Longer than any QR code holds ([`MAX_HC1_LEN`]) → `BASE45_DECODING_FAILED`.
+    #[error("{len} characters is more than a QR code holds")]
+    TooLong {
+        /// The length received.
+        len: usize,
+    },
+    /// Not Base45 (RFC 9285) → `BASE45_DECODING_FAILED`.
+    #[error("the text after HC1: is not valid Base45")]
+    Base45,
+    /// Not a complete zlib stream, or it inflates past [`MAX_INFLATED_LEN`] →
+    /// `DECOMPRESSION_FAILED`.
+    #[error("zlib decompression failed or exceeded {MAX_INFLATED_LEN} bytes")]
+    Decompression,
+    /// Not a COSE_Sign1 structure (RFC 9052 §4.2) → `COSE_DECODING_FAILED`.
+    #[error("not a COSE_Sign1 message")]
+    Cose,
+    /// The payload is not a CWT with an `hcert` claim (RFC 8392) → `CWT_DECODING_FAILED`.
+    #[error("the CWT cannot be decoded: {0}")]
+    Cwt(&'static str),
+    /// The DCC does not have the schema's shape → `SCHEMA_VALIDATION_FAILED`.
+    #[error("the DCC does not follow the schema: {0}")]
+    Schema(&'static str),
+}
+
+/// A signer's public key, as taken from its certificate.
+#[derive(Debug, Clone, Copy)]
+pub enum PublicKey<'a> {
+    /// An uncompressed P-256 point (`04 ‖ x ‖ y`).
+    EcP256(&'a [u8]),
+    /// An RSA public key, PKCS#1 `RSAPublicKey` DER.
+    Rsa(&'a [u8]),
+}
+
+/// Decodes the transport layers and the COSE structure of a passport text. The claims inside
+/// are not decoded yet: see [`CoseSign1::claims`].
+pub fn decode(text: &str) -> Result<CoseSign1, DecodeError> {
+    let cose = hc1::decode(text)?;
+    cose::parse(&cose)
+}
+
+impl CoseSign1 {
+    /// Checks the signature with `key`. An algorithm that does not fit the key type fails.
+    pub fn verify_signature(&self, key: PublicKey<'_>) -> bool {
+        let tbs = cose::sig_structure(&self.protected_raw, &self.payload);
+        let result = match (self.alg, key) {
+            (Ok(Algorithm::Es256), PublicKey::EcP256(point)) => {
+                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+                    .verify(&tbs, &self.signature)
+            }
+            (Ok(Algorithm::Ps256), PublicKey::Rsa(der)) => {
+                signature::UnparsedPublicKey::new(&signature::RSA_PSS_2048_8192_SHA256, der)
+                    .verify(&tbs, &self.signature)
+            }
+            _ => return false,
+        };
+        result.is_ok()
+    }
+
+    /// Decodes the CWT claims. Call it for display before the signature is checked if you
+    /// must, but trust nothing in it until [`verify_signature`](Self::verify_signature) passed.
+    pub fn claims(&self) -> Result<Claims, DecodeError> {
+        cwt::parse_claims(&self.payload)
+    }
+}
+
+/// Signs a passport: CWT claims, protected header `{1: alg, 4: kid}`, the signature from
+/// `sign` over the Sig_structure, then COSE → zlib → Base45 → `HC1:`.
+///
+/// `sign` receives the bytes to sign and returns the raw signature (for ES256 the 64-byte
+/// r‖s form). Taking a closure keeps keys out of this module and lets an HSM sign later.
+/// Returns `Ok(None)` when the content has no dose.
+pub fn sign<E>(
+    content: &PassportContent,
+    alg: Algorithm,
+    kid: &[u8],
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, E>,
+) -> Result<Option<String>, E> {
+    let Some(payload) = dcc::encode_claims(content) else {
+        return Ok(None);
+    };
+    let protected = cose::protected_header(alg, kid);
+    let signature = sign(&cose::sig_structure(&protected, &payload))?;
+    let message = cose::assemble(&protected, &payload, &signature);
+    Ok(Some(hc1::encode(&message)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,263 @@
+//! Issuing the hierarchy of SPEC §2 with rcgen: the Ministry root, provincial CAs, facility
+//! DSCs (directly or from a facility's CSR).
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+};
+use ring::rand::SecureRandom as _;
+use time::{Duration, OffsetDateTime};
+
+use super::cert::{Certificate, parse_certificates};
+use super::keys::{FileError, pkcs8_from_pem, read_file};
+use super::policy::EKU_VACCINATION_ARCS;
+use crate::provinces::{is_facility_code, province_name};
+
+/// Longest validity of a facility DSC (SPEC §2: at most 2 years).
+pub const MAX_FACILITY_DAYS: u32 = 730;
+/// Default validity of a root: 20 years, so that the offline root outlives many DSCs.
+pub const DEFAULT_ROOT_DAYS: u32 = 7305;
+/// Default validity of a provincial CA: 10 years.
+pub const DEFAULT_CA_DAYS: u32 = 3652;
+/// Default root common name.
+pub const DEFAULT_ROOT_CN: &str = "Bộ Y tế Việt Nam - Ministry of Health Viet Nam Root CA";
+
+const OID_SERIAL_NUMBER: [u64; 4] = [2, 5, 4, 5];
+const ORGANIZATION: &str = "Bộ Y tế - Ministry of Health";
+
+/// Why something could not be issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// A key or certificate file problem.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The facility code is not PPNNN with a known province.
+    #[error("facility code {0:?} is not 5 digits PPNNN with a known province code")]
+    FacilityCode(String),
+    /// The province is not a 2-digit GSO code.
+    #[error("province {0:?} is not a 2-digit GSO province code (01 Hà Nội … 96 Cà Mau)")]
+    Province(String),
+    /// Validity out of bounds.
+    #[error("--days {days} is out of range (1..={max})")]
+    Days {
+        /// Requested.
+        days: u32,
+        /// Allowed maximum.
+        max: u32,
+    },
+    /// The facility name is empty.
+    #[error("the facility name is empty")]
+    EmptyName,
+    /// The certificate could not be built or signed.
+    #[error("cannot issue the certificate: {0}")]
+    Rcgen(#[from] rcgen::Error),
+}
+
+/// Newly issued files, as PEM text.
+pub struct Issued {
+    /// PKCS#8 private key (absent for `sign-csr`, where the facility keeps its key).
+    pub key_pem: Option<String>,
+    /// The certificate.
+    pub cert_pem: String,
+    /// The certificate followed by its issuer's (what a facility installs).
+    pub chain_pem: Option<String>,
+}
+
+/// A CA's key and certificate, loaded and checked to belong together.
+pub struct CaFiles {
+    key: KeyPair,
+    cert: Certificate,
+    cert_pem: String,
+}
+
+impl CaFiles {
+    /// Loads an issuer's key and certificate. Fails, naming the file, if the key is not
+    /// PKCS#8, the certificate is not a CA, or the two do not match.
+    pub fn load(key_path: &Path, cert_path: &Path) -> Result<CaFiles, IssueError> {
+        let key_bytes = read_file(key_path)?;
+        let der = pkcs8_from_pem(key_path, &key_bytes)?;
+        let key = KeyPair::try_from(der.as_slice())
+            .map_err(|e| FileError::content(key_path, format!("unusable private key ({e})")))?;
+        let cert_bytes = read_file(cert_path)?;
+        let cert = parse_certificates(&cert_bytes, true)
+            .map_err(|e| FileError::content(cert_path, e.to_string()))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| FileError::content(cert_path, "no CERTIFICATE block"))?;
+        if !cert.is_ca {
+            return Err(FileError::content(cert_path, "not a CA certificate (basicConstraints CA:false)").into());
+        }
+        let matches = match &cert.key {
+            super::cert::SignerKey::EcP256(p) => p.as_slice() == key.public_key_raw(),
+            _ => false,
+        };
+        if !matches {
+            return Err(FileError::content(key_path, format!("does not match the certificate {}", cert_path.display())).into());
+        }
+        let cert_pem = cert.to_pem();
+        Ok(CaFiles { key, cert, cert_pem })
+    }
+
+    fn issuer(&self) -> Result<Issuer<'static, &KeyPair>, IssueError> {
+        Ok(Issuer::from_ca_cert_der(&self.cert.der().to_vec().into(), &self.key)?)
+    }
+
+    /// The issuer's certificate.
+    pub fn certificate(&self) -> &Certificate {
+        &self.cert
+    }
+}
+
+fn random_serial() -> SerialNumber {
+    let mut b = [0u8; 16];
+    // SystemRandom only fails if the OS has no entropy source, in which case nothing is safe.
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    b[0] &= 0x7f; // positive INTEGER
+    SerialNumber::from_slice(&b)
+}
+
+fn base_params(dn: DistinguishedName, days: u32, now: OffsetDateTime, issuer: Option<&CaFiles>) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn;
+    p.serial_number = Some(random_serial());
+    // Back-date an hour: clocks of verifiers in the field are not all exact.
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    p.not_before = now - Duration::hours(1);
+    let mut not_after = now + Duration::days(i64::from(days));
+    // A certificate must not outlive its issuer.
+    if let Some((_, issuer_end)) = issuer.and_then(|i| i.cert.validity) {
+        if let Ok(end) = OffsetDateTime::from_unix_timestamp(issuer_end) {
+            not_after = not_after.min(end);
+        }
+    }
+    p.not_after = not_after;
+    p.use_authority_key_identifier_extension = issuer.is_some();
+    p
+}
+
+fn check_days(days: u32, max: u32) -> Result<(), IssueError> {
+    if days == 0 || days > max { Err(IssueError::Days { days, max }) } else { Ok(()) }
+}
+
+fn finish(params: &CertificateParams, key: KeyPair, issuer: Option<&CaFiles>) -> Result<Issued, IssueError> {
+    let cert = match issuer {
+        Some(ca) => params.signed_by(&key, &ca.issuer()?)?,
+        None => params.self_signed(&key)?,
+    };
+    let cert_pem = cert.pem();
+    Ok(Issued {
+        key_pem: Some(key.serialize_pem()),
+        chain_pem: issuer.map(|ca| format!("{cert_pem}{}", ca.cert_pem)),
+        cert_pem,
+    })
+}
+
+/// The Ministry root: self-signed, CA without path length limit, keyCertSign + cRLSign.
+pub fn init_root(cn: &str, days: u32, now: OffsetDateTime) -> Result<Issued, IssueError> {
+    check_days(days, 36525)?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    dn.push(DnType::OrganizationName, ORGANIZATION);
+    dn.push(DnType::CountryName, "VN");
+    let mut p = base_params(dn, days, now, None);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    finish(&p, KeyPair::generate()?, None)
+}
+
+/// A provincial CA (Sở Y tế) under the root: CA with pathLen 0.
+pub fn issue_ca(issuer: &CaFiles, province: &str, days: u32, now: OffsetDateTime) -> Result<Issued, IssueError> {
+    check_days(days, 36525)?;
+    let name = province_name(province).ok_or_else(|| IssueError::Province(province.to_owned()))?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, format!("Sở Y tế {name} - Provincial CA {province}"));
+    dn.push(DnType::OrganizationName, ORGANIZATION);
+    dn.push(DnType::CountryName, "VN");
+    let mut p = base_params(dn, days, now, Some(issuer));
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    finish(&p, KeyPair::generate()?, Some(issuer))
+}
+
+fn facility_dn(code: &str, name: &str) -> Result<DistinguishedName, IssueError> {
+    if !is_facility_code(code) {
+        return Err(IssueError::FacilityCode(code.to_owned()));
+    }
+    let name = crate::passport::translit::normalize_name(name);
+    if name.is_empty() {
+        return Err(IssueError::EmptyName);
+    }
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    dn.push(DnType::CustomDnType(OID_SERIAL_NUMBER.to_vec()), rcgen::DnValue::PrintableString(code.try_into()?));
+    dn.push(DnType::CountryName, "VN");
+    Ok(dn)
+}
+
+fn facility_profile(p: &mut CertificateParams) {
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::Other(EKU_VACCINATION_ARCS.to_vec())];
+}
+
+/// A facility DSC: CA:false, digitalSignature, EKU vaccination, subject CN = name and
+/// serialNumber = facility code; at most [`MAX_FACILITY_DAYS`].
+pub fn issue_facility(issuer: &CaFiles, code: &str, name: &str, days: u32, now: OffsetDateTime) -> Result<Issued, IssueError> {
+    check_days(days, MAX_FACILITY_DAYS)?;
+    let mut p = base_params(facility_dn(code, name)?, days, now, Some(issuer));
+    facility_profile(&mut p);
+    finish(&p, KeyPair::generate()?, Some(issuer))
+}
+
+/// A facility's own key and certificate signing request (the key never leaves the facility).
+pub fn make_csr(code: &str, name: &str) -> Result<(String, String), IssueError> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = facility_dn(code, name)?;
+    let key = KeyPair::generate()?;
+    let csr = p.serialize_request(&key)?;
+    Ok((key.serialize_pem(), csr.pem()?))
+}
+
+/// Certifies a facility's CSR with the facility profile. Extensions requested in the CSR are
+/// ignored: the profile decides them. The subject must carry a facility code.
+pub fn sign_csr(issuer: &CaFiles, csr_path: &Path, days: u32, now: OffsetDateTime) -> Result<Issued, IssueError> {
+    check_days(days, MAX_FACILITY_DAYS)?;
+    let bytes = read_file(csr_path)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| FileError::content(csr_path, "not a PEM file"))?;
+    let mut csr = CertificateSigningRequestParams::from_pem(text)
+        .map_err(|e| FileError::content(csr_path, format!("not a valid certificate signing request ({e})")))?;
+    let dn = std::mem::take(&mut csr.params.distinguished_name);
+    csr.params = base_params(dn, days, now, Some(issuer));
+    facility_profile(&mut csr.params);
+    let cert = csr.signed_by(&issuer.issuer()?)?;
+    let parsed = Certificate::from_der_strict(cert.der()).map_err(|e| FileError::content(csr_path, e.to_string()))?;
+    if parsed.facility_code.is_none() {
+        return Err(FileError::content(csr_path, "subject has no facility code (serialNumber=PPNNN)").into());
+    }
+    let cert_pem = cert.pem();
+    Ok(Issued { key_pem: None, chain_pem: Some(format!("{cert_pem}{}", issuer.cert_pem)), cert_pem })
+}
+
+/// Writes issued files into `dir` as `key.pem` (0600), `cert.pem` and `chain.pem`. Refuses
+/// before writing anything if one of them exists.
+pub fn write_issued(dir: &Path, issued: &Issued) -> Result<Vec<PathBuf>, FileError> {
+    std::fs::create_dir_all(dir).map_err(|source| FileError::Io { path: dir.to_owned(), source })?;
+    let key = dir.join("key.pem");
+    let cert = dir.join("cert.pem");
+    let chain = dir.join("chain.pem");
+    super::keys::ensure_absent(&[&key, &cert, &chain])?;
+    let mut written = Vec::new();
+    if let Some(k) = &issued.key_pem {
+        super::keys::write_new_file(&key, k.as_bytes(), true)?;
+        written.push(key);
+    }
+    super::keys::write_new_file(&cert, issued.cert_pem.as_bytes(), false)?;
+    written.push(cert);
+    if let Some(c) = &issued.chain_pem {
+        super::keys::write_new_file(&chain, c.as_bytes(), false)?;
+        written.push(chain);
+    }
+    Ok(written)
+}

@@ -1,0 +1,80 @@
+//! Certificate policy for passport signers: which extended key usages allow which passport
+//! type (SPEC §2; EU hcert spec §5.1.1).
+
+/// What a passport attests, as far as key usage is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Test results, EKU arc `.1`.
+    Test,
+    /// Vaccinations, EKU arc `.2`.
+    Vaccination,
+    /// Recoveries, EKU arc `.3`.
+    Recovery,
+}
+
+/// The EKU arc vaxpass writes into facility DSCs: `1.3.6.1.4.1.1847.2021.1.2` (vaccination).
+pub const EKU_VACCINATION_ARCS: [u64; 10] = [1, 3, 6, 1, 4, 1, 1847, 2021, 1, 2];
+
+/// The EU arcs and the variant with an extra `.0` seen in production certificates.
+const EKU_PREFIXES: [&str; 2] = ["1.3.6.1.4.1.1847.2021.1.", "1.3.6.1.4.1.0.1847.2021.1."];
+
+fn purpose_of(oid: &str) -> Option<Purpose> {
+    let last = EKU_PREFIXES.iter().find_map(|p| oid.strip_prefix(p))?;
+    match last {
+        "1" => Some(Purpose::Test),
+        "2" => Some(Purpose::Vaccination),
+        "3" => Some(Purpose::Recovery),
+        _ => None,
+    }
+}
+
+/// Whether a signer with these EKUs (`None`: no EKU extension) may sign `purpose`. A DSC with
+/// none of the health-certificate EKUs may sign any type; one with some of them only those.
+pub fn allows(ekus: Option<&[String]>, purpose: Purpose) -> bool {
+    let mut any_health_eku = false;
+    for oid in ekus.unwrap_or_default() {
+        if let Some(p) = purpose_of(oid) {
+            if p == purpose {
+                return true;
+            }
+            any_health_eku = true;
+        }
+    }
+    !any_health_eku
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(oids: &[&str]) -> Vec<String> {
+        oids.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn no_health_eku_allows_every_type() {
+        assert!(allows(None, Purpose::Test));
+        assert!(allows(Some(&v(&["1.3.6.1.5.5.7.3.4"])), Purpose::Recovery));
+    }
+
+    #[test]
+    fn eku_excluding_the_type_is_refused() {
+        let ekus = v(&["1.3.6.1.4.1.1847.2021.1.1"]);
+        assert!(allows(Some(&ekus), Purpose::Test));
+        assert!(!allows(Some(&ekus), Purpose::Vaccination));
+    }
+
+    #[test]
+    fn production_variant_arc_counts() {
+        let ekus = v(&["1.3.6.1.4.1.0.1847.2021.1.2", "1.3.6.1.4.1.0.1847.2021.1.3"]);
+        assert!(allows(Some(&ekus), Purpose::Vaccination));
+        assert!(allows(Some(&ekus), Purpose::Recovery));
+        assert!(!allows(Some(&ekus), Purpose::Test));
+    }
+
+    #[test]
+    fn our_arc_constant_is_vaccination() {
+        let dotted: Vec<String> = EKU_VACCINATION_ARCS.iter().map(u64::to_string).collect();
+        assert_eq!(purpose_of(&dotted.join(".")), Some(Purpose::Vaccination));
+    }
+}

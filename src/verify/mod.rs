@@ -1,0 +1,260 @@
+//! The border verdict (SPEC §6): decode → candidates by kid → signature → claims and schema →
+//! signer validity → chain → signer revocation → EKU → `iat`/`exp` → passport revocation.
+//! This module owns the order of the reason codes; it knows nothing of CSV, storage or HTTP.
+//!
+//! The signature is checked before any content is trusted: the claims are decoded earlier
+//! only to show them (`payload` is reported even when the verdict is false).
+
+mod reason;
+
+pub use reason::ReasonCode;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::passport::{self, CertificateKind, Claims, CoseSign1, DecodeError};
+use crate::pki::{self, ChainError, Kid, Revocations, TrustStore, policy::Purpose};
+
+/// Who signed a passport, as far as the trust store knows.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SignerInfo {
+    /// kid, base64.
+    pub kid: String,
+    /// The DSC's subject.
+    pub subject: String,
+    /// The facility code of a vaxpass facility DSC.
+    pub facility_code: Option<String>,
+    /// Subjects from the DSC up to the root (the DSC alone for a pinned signer).
+    pub chain: Vec<String>,
+}
+
+/// The outcome of verifying one passport text: the `verify --json` object of SPEC §6.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// `reason == OK`.
+    pub valid: bool,
+    /// The first check that failed, or `OK`.
+    pub reason: ReasonCode,
+    /// A sentence for people, without personal data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The DCC, whenever the CBOR could be decoded (even when not valid).
+    pub payload: Option<serde_json::Value>,
+    /// The earlier doses (claim −65537), when present.
+    pub history: Option<serde_json::Value>,
+    /// The signer, once a candidate's signature verified.
+    pub signer: Option<SignerInfo>,
+    /// `iat`, Unix seconds.
+    pub iat: Option<f64>,
+    /// `exp`, Unix seconds.
+    pub exp: Option<f64>,
+}
+
+impl Verdict {
+    fn rejected(reason: ReasonCode, detail: impl Into<String>) -> Verdict {
+        Verdict {
+            valid: false,
+            reason,
+            detail: Some(detail.into()),
+            payload: None,
+            history: None,
+            signer: None,
+            iat: None,
+            exp: None,
+        }
+    }
+}
+
+/// Verifies passports against a trust store and a revocation list.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    trust: TrustStore,
+    revocations: Revocations,
+}
+
+/// The outcome of trying one candidate signer whose signature verified.
+struct CandidateOutcome {
+    signer: SignerInfo,
+    failure: Option<(ReasonCode, String)>,
+}
+
+impl Verifier {
+    /// A verifier over `trust` and `revocations`.
+    pub fn new(trust: TrustStore, revocations: Revocations) -> Verifier {
+        Verifier { trust, revocations }
+    }
+
+    /// The trust store.
+    pub fn trust(&self) -> &TrustStore {
+        &self.trust
+    }
+
+    /// The revocation list.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+
+    /// Verifies a passport text at time `at`.
+    pub fn verify(&self, text: &str, at: OffsetDateTime) -> Verdict {
+        let message = match passport::decode(text) {
+            Ok(m) => m,
+            Err(e) => return Verdict::rejected(ReasonCode::from(&e), e.to_string()),
+        };
+        // Decoded for display only; nothing below trusts it before the signature verified.
+        let claims = message.claims();
+        let mut verdict = Verdict::rejected(ReasonCode::Ok, "");
+        if let Ok(c) = &claims {
+            verdict.payload = Some(c.dcc.clone());
+            verdict.history = c.history.clone();
+            verdict.iat = c.issued_at;
+            verdict.exp = c.expires_at;
+        }
+        let at_secs = at.unix_timestamp();
+        let (reason, detail) = match self.check(&message, claims, at, at_secs, &mut verdict.signer) {
+            Ok(()) => (ReasonCode::Ok, None),
+            Err((r, d)) => (r, Some(d)),
+        };
+        verdict.valid = reason == ReasonCode::Ok;
+        verdict.reason = reason;
+        verdict.detail = detail;
+        verdict
+    }
+
+    fn check(
+        &self,
+        message: &CoseSign1,
+        claims: Result<Claims, DecodeError>,
+        at: OffsetDateTime,
+        at_secs: i64,
+        signer_out: &mut Option<SignerInfo>,
+    ) -> Result<(), (ReasonCode, String)> {
+        if let Err(id) = message.alg {
+            let detail = match id {
+                Some(id) => format!("COSE algorithm {id} is not ES256 (-7) or PS256 (-37)"),
+                None => "no COSE algorithm in the headers".to_owned(),
+            };
+            return Err((ReasonCode::UnsupportedAlgorithm, detail));
+        }
+        let kid = message
+            .kid
+            .as_deref()
+            .and_then(Kid::from_slice)
+            .ok_or((ReasonCode::KeyNotInTrustList, "no 8-byte kid in the COSE headers".to_owned()))?;
+
+        // Every candidate whose signature verifies is evaluated; the best outcome wins, so a
+        // kid collision with an unrelated (or expired) DSC never hides the right one.
+        let mut any_candidate = false;
+        let mut best: Option<CandidateOutcome> = None;
+        for (index, signer) in self.trust.candidates(&kid) {
+            any_candidate = true;
+            let Some(key) = signer.cert.key.as_public_key() else { continue };
+            if !message.verify_signature(key) {
+                continue;
+            }
+            let outcome = self.evaluate(index, signer, &claims, at, at_secs);
+            let better = match &best {
+                None => true,
+                Some(b) => rank(&outcome) > rank(b),
+            };
+            if better {
+                best = Some(outcome);
+            }
+        }
+        let Some(best) = best else {
+            return Err(if any_candidate {
+                (ReasonCode::SignatureInvalid, "the signature does not verify with any signer of this kid".into())
+            } else {
+                (ReasonCode::KeyNotInTrustList, format!("no trusted signer has kid {}", kid.to_base64()))
+            });
+        };
+        *signer_out = Some(best.signer);
+        match best.failure {
+            None => Ok(()),
+            Some(f) => Err(f),
+        }
+    }
+
+    /// The checks after a verified signature, in SPEC §6 order.
+    fn evaluate(
+        &self,
+        index: usize,
+        signer: &pki::Signer,
+        claims: &Result<Claims, DecodeError>,
+        at: OffsetDateTime,
+        at_secs: i64,
+    ) -> CandidateOutcome {
+        let cert = &signer.cert;
+        let mut info = SignerInfo {
+            kid: cert.kid.to_base64(),
+            subject: cert.subject.clone(),
+            facility_code: cert.facility_code.clone(),
+            chain: vec![cert.subject.clone()],
+        };
+        let failure = (|| {
+            let claims = claims.as_ref().map_err(|e| (ReasonCode::from(e), e.to_string()))?;
+            let kind = passport::check_schema(&claims.dcc).map_err(|e| (ReasonCode::from(&e), e.to_string()))?;
+            pki::check_validity(cert, at_secs).map_err(chain_failure)?;
+            let path = self.trust.validate_signer(index, at_secs).map_err(chain_failure)?;
+            info.chain = path.subjects;
+            if self.revocations.is_facility_revoked(&cert.kid) {
+                return Err(chain_failure(ChainError::SignerRevoked));
+            }
+            pki::check_eku(cert, purpose(kind)).map_err(chain_failure)?;
+            check_times(claims, at)?;
+            if let Some(uvci) = uvci_of(&claims.dcc) {
+                if self.revocations.is_passport_revoked(uvci) {
+                    return Err((ReasonCode::Revoked, "this passport has been revoked".into()));
+                }
+            }
+            Ok(())
+        })()
+        .err();
+        CandidateOutcome { signer: info, failure }
+    }
+}
+
+/// Higher is better: OK above any failure, later checks above earlier ones (a candidate that
+/// got further is the more specific explanation; STYLE §3 "most specific").
+fn rank(o: &CandidateOutcome) -> usize {
+    match &o.failure {
+        None => usize::MAX,
+        Some((r, _)) => r.order(),
+    }
+}
+
+fn chain_failure(e: ChainError) -> (ReasonCode, String) {
+    (ReasonCode::from(&e), e.to_string())
+}
+
+fn purpose(kind: CertificateKind) -> Purpose {
+    match kind {
+        CertificateKind::Test => Purpose::Test,
+        CertificateKind::Vaccination => Purpose::Vaccination,
+        CertificateKind::Recovery => Purpose::Recovery,
+    }
+}
+
+/// `iat ≤ at ≤ exp`, both ends inclusive (hcert spec; the EU test data validates at exactly
+/// `iat`). Fractional seconds of `at` count.
+fn check_times(claims: &Claims, at: OffsetDateTime) -> Result<(), (ReasonCode, String)> {
+    let now = at.unix_timestamp_nanos() as f64 / 1e9;
+    if let Some(iat) = claims.issued_at {
+        if now < iat {
+            return Err((ReasonCode::NotYetValid, "the passport's issue time (iat) is in the future".into()));
+        }
+    }
+    if let Some(exp) = claims.expires_at {
+        if now > exp {
+            return Err((ReasonCode::Expired, "the passport has expired (exp)".into()));
+        }
+    }
+    Ok(())
+}
+
+/// The UVCI (`ci`) of the certificate's entry.
+fn uvci_of(dcc: &serde_json::Value) -> Option<&str> {
+    ["v", "t", "r"].iter().find_map(|k| dcc.get(k)?.get(0)?.get("ci")?.as_str())
+}
+
+#[cfg(test)]
+mod tests;
