@@ -34,6 +34,8 @@ pub struct TrustStore {
     paths: PathSet,
     /// Validated paths by signer index; reused while `at` lies in the path's validity.
     cache: RwLock<HashMap<usize, ValidatedPath>>,
+    /// Path validations actually run (not served from the cache); for tests and metrics.
+    validations: std::sync::atomic::AtomicU64,
 }
 
 impl Default for TrustStore {
@@ -45,6 +47,7 @@ impl Default for TrustStore {
             by_kid: HashMap::new(),
             paths: PathSet::new(&[], &[]),
             cache: RwLock::new(HashMap::new()),
+            validations: Default::default(),
         }
     }
 }
@@ -188,6 +191,11 @@ impl TrustStore {
         self.anchors.iter().chain(&self.intermediates)
     }
 
+    /// How many path validations ran (cache misses) since the store was built.
+    pub fn path_validations(&self) -> u64 {
+        self.validations.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Validates the path of signer `index` at `at` (Unix seconds), reusing an earlier result
     /// while `at` lies in every certificate's validity. Pinned signers need no path.
     pub fn validate_signer(&self, index: usize, at: i64) -> Result<ValidatedPath, ChainError> {
@@ -204,6 +212,7 @@ impl TrustStore {
                 return Ok(hit);
             }
         }
+        self.validations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = self.paths.validate(&signer.cert, &self.anchors, &self.intermediates, at)?;
         if let Ok(mut c) = self.cache.write() {
             c.insert(index, path.clone());

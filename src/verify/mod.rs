@@ -35,8 +35,9 @@ pub struct Verdict {
     pub valid: bool,
     /// The first check that failed, or `OK`.
     pub reason: ReasonCode,
-    /// A sentence for people, without personal data.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// A sentence for people, without personal data. Not part of the SPEC §6 JSON object,
+    /// whose keys are fixed; the human output shows it.
+    #[serde(skip)]
     pub detail: Option<String>,
     /// The DCC, whenever the CBOR could be decoded (even when not valid).
     pub payload: Option<serde_json::Value>,
