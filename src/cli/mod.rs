@@ -55,7 +55,10 @@ fn qr_text_arg(arg: Option<String>) -> anyhow::Result<String> {
             let mut buf = Vec::new();
             std::io::stdin().take(MAX_STDIN_TEXT + 1).read_to_end(&mut buf).context("reading standard input")?;
             if buf.len() as u64 > MAX_STDIN_TEXT {
-                bail!("standard input is larger than {MAX_STDIN_TEXT} bytes; a QR text is at most {} characters", crate::passport::MAX_HC1_LEN);
+                bail!(
+                    "standard input is larger than {MAX_STDIN_TEXT} bytes; a QR text is at most {} characters",
+                    crate::passport::MAX_HC1_LEN
+                );
             }
             String::from_utf8(buf).context("standard input is not UTF-8 text")
         }

@@ -42,9 +42,11 @@ pub(super) enum PkiCommand {
         days: u32,
     },
     /// Issue a facility Document Signer Certificate and its key (EKU vaccination).
-    #[command(after_long_help = "Example:\n  vaxpass pki issue-facility --issuer-key keys-example/ca-01/key.pem \\\n    \
+    #[command(
+        after_long_help = "Example:\n  vaxpass pki issue-facility --issuer-key keys-example/ca-01/key.pem \\\n    \
         --issuer-cert keys-example/ca-01/cert.pem --code 01002 --name 'Trạm Y tế Phường Phúc Xá' --out fac-01002\n\n\
-        chain.pem holds the DSC followed by its issuer: give it to `vaxpass sign --chain`.")]
+        chain.pem holds the DSC followed by its issuer: give it to `vaxpass sign --chain`."
+    )]
     IssueFacility {
         #[command(flatten)]
         issuer: IssuerArgs,
@@ -62,8 +64,10 @@ pub(super) enum PkiCommand {
         days: u32,
     },
     /// A facility creates its own key and a certificate signing request for the Ministry.
-    #[command(after_long_help = "Example:\n  vaxpass pki csr --code 01100 --name 'Trạm Y tế Xã A' --out my-station\n\n\
-        Writes DIR/key.pem (0600, stays at the facility) and DIR/csr.pem (send to the Ministry).")]
+    #[command(
+        after_long_help = "Example:\n  vaxpass pki csr --code 01100 --name 'Trạm Y tế Xã A' --out my-station\n\n\
+        Writes DIR/key.pem (0600, stays at the facility) and DIR/csr.pem (send to the Ministry)."
+    )]
     Csr {
         /// Facility code (mã cơ sở KCB): 5 digits PPNNN.
         #[arg(long, value_name = "PPNNN")]

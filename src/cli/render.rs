@@ -35,7 +35,9 @@ pub(super) fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     let format = match args.format {
         Format::Png => QrFormat::Png,
         Format::Svg => QrFormat::Svg,
-        Format::Pdf => bail!("the PDF certificate is rendered by the service (GET /api/v1/passports/{{uvci}}.pdf); use png or svg here"),
+        Format::Pdf => bail!(
+            "the PDF certificate is rendered by the service (GET /api/v1/passports/{{uvci}}.pdf); use png or svg here"
+        ),
     };
     let text = super::qr_text_arg(args.qr_text)?;
     let bytes = render_qr(text.trim(), format)?;

@@ -83,7 +83,8 @@ fn human(v: &Verdict) -> String {
         }
     }
     if let Some(p) = &v.payload {
-        let name = [field(p, &["nam", "fn"]), field(p, &["nam", "gn"])].into_iter().flatten().collect::<Vec<_>>().join(" ");
+        let name =
+            [field(p, &["nam", "fn"]), field(p, &["nam", "gn"])].into_iter().flatten().collect::<Vec<_>>().join(" ");
         let _ = writeln!(s, "  name:    {name}");
         if let Some(dob) = field(p, &["dob"]) {
             let _ = writeln!(s, "  born:    {dob}");

@@ -14,9 +14,7 @@ pub(crate) struct CborWriter {
 
 impl CborWriter {
     pub(crate) fn with_capacity(n: usize) -> Self {
-        Self {
-            buf: Vec::with_capacity(n),
-        }
+        Self { buf: Vec::with_capacity(n) }
     }
 
     pub(crate) fn into_bytes(self) -> Vec<u8> {
@@ -113,10 +111,7 @@ mod tests {
         let ciborium::Value::Tag(18, inner) = got else { panic!("no tag") };
         assert_eq!(
             *inner,
-            ciborium::Value::Map(vec![
-                (1.into(), "VN".into()),
-                ("k".into(), ciborium::Value::Bytes(vec![1, 2, 3])),
-            ])
+            ciborium::Value::Map(vec![(1.into(), "VN".into()), ("k".into(), ciborium::Value::Bytes(vec![1, 2, 3])),])
         );
     }
 }

@@ -70,8 +70,7 @@ pub struct CoseSign1 {
 /// Parses CBOR from untrusted bytes with a bounded nesting depth, refusing trailing bytes.
 pub(crate) fn parse_cbor(bytes: &[u8]) -> Result<Value, ()> {
     let mut reader = bytes;
-    let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_CBOR_DEPTH)
-        .map_err(|_| ())?;
+    let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_CBOR_DEPTH).map_err(|_| ())?;
     if reader.is_empty() { Ok(value) } else { Err(()) }
 }
 
@@ -89,8 +88,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<CoseSign1, DecodeError> {
     let Value::Array(items) = value else {
         return Err(DecodeError::Cose);
     };
-    let [protected, unprotected, payload, signature]: [Value; 4] =
-        items.try_into().map_err(|_| DecodeError::Cose)?;
+    let [protected, unprotected, payload, signature]: [Value; 4] = items.try_into().map_err(|_| DecodeError::Cose)?;
     let Value::Bytes(protected_raw) = protected else {
         return Err(DecodeError::Cose);
     };

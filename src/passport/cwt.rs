@@ -56,13 +56,8 @@ pub(crate) fn parse_claims(payload: &[u8]) -> Result<Claims, DecodeError> {
     let Ok(Value::Map(entries)) = parse_cbor(payload) else {
         return Err(DecodeError::Cwt("the payload is not a CBOR map"));
     };
-    let mut claims = Claims {
-        issuer: None,
-        issued_at: None,
-        expires_at: None,
-        dcc: serde_json::Value::Null,
-        history: None,
-    };
+    let mut claims =
+        Claims { issuer: None, issued_at: None, expires_at: None, dcc: serde_json::Value::Null, history: None };
     let mut hcert = None;
     for (k, v) in &entries {
         let Some(k) = int_key(k) else { continue };
@@ -163,15 +158,11 @@ pub fn check_schema(dcc: &serde_json::Value) -> Result<CertificateKind, DecodeEr
         return Err(DecodeError::Schema("dob is missing or not text"));
     }
     let mut kind = None;
-    for (field, k) in [
-        ("v", CertificateKind::Vaccination),
-        ("t", CertificateKind::Test),
-        ("r", CertificateKind::Recovery),
-    ] {
+    for (field, k) in
+        [("v", CertificateKind::Vaccination), ("t", CertificateKind::Test), ("r", CertificateKind::Recovery)]
+    {
         let Some(entries) = obj.get(field) else { continue };
-        let ok = entries
-            .as_array()
-            .is_some_and(|a| !a.is_empty() && a.iter().all(|e| e.is_object()));
+        let ok = entries.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|e| e.is_object()));
         if !ok {
             return Err(DecodeError::Schema("v/t/r is not a non-empty array of objects"));
         }

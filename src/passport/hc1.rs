@@ -82,9 +82,8 @@ fn inflate(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
         let consumed = d.total_in() as usize;
         let input = data.get(consumed..).ok_or(DecodeError::Decompression)?;
         let before_out = out.len();
-        let status = d
-            .decompress_vec(input, &mut out, FlushDecompress::Finish)
-            .map_err(|_| DecodeError::Decompression)?;
+        let status =
+            d.decompress_vec(input, &mut out, FlushDecompress::Finish).map_err(|_| DecodeError::Decompression)?;
         match status {
             Status::StreamEnd if out.len() <= MAX_INFLATED_LEN && d.total_in() as usize == data.len() => {
                 return Ok(out);

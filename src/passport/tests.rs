@@ -32,7 +32,11 @@ fn sign_with(k: &SigningKey, c: &PassportContent) -> String {
 }
 
 fn three_doses() -> Vec<(&'static str, time::Date)> {
-    vec![("AstraZeneca", date!(2021 - 07 - 01)), ("Astra Zeneca", date!(2021 - 09 - 20)), ("Pfizer", date!(2022 - 01 - 10))]
+    vec![
+        ("AstraZeneca", date!(2021 - 07 - 01)),
+        ("Astra Zeneca", date!(2021 - 09 - 20)),
+        ("Pfizer", date!(2022 - 01 - 10)),
+    ]
 }
 
 #[test]

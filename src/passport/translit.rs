@@ -125,12 +125,7 @@ mod tests {
     fn family_name_is_first_word_and_given_names_the_rest() {
         assert_eq!(
             passport_name("Đặng Thị Ngọc Ánh"),
-            (
-                "Đặng".to_owned(),
-                "Thị Ngọc Ánh".to_owned(),
-                "DANG".to_owned(),
-                "THI<NGOC<ANH".to_owned()
-            )
+            ("Đặng".to_owned(), "Thị Ngọc Ánh".to_owned(), "DANG".to_owned(), "THI<NGOC<ANH".to_owned())
         );
     }
 
@@ -139,12 +134,7 @@ mod tests {
         // The published VN/1.3.0 sample: fn "Nguyễn", gn "Bảo Duy".
         assert_eq!(
             passport_name("Nguyễn Bảo Duy"),
-            (
-                "Nguyễn".to_owned(),
-                "Bảo Duy".to_owned(),
-                "NGUYEN".to_owned(),
-                "BAO<DUY".to_owned()
-            )
+            ("Nguyễn".to_owned(), "Bảo Duy".to_owned(), "NGUYEN".to_owned(), "BAO<DUY".to_owned())
         );
     }
 
@@ -159,12 +149,7 @@ mod tests {
     fn apostrophe_is_dropped_not_filled() {
         assert_eq!(
             passport_name("H'Hen Niê"),
-            (
-                "H'Hen".to_owned(),
-                "Niê".to_owned(),
-                "HHEN".to_owned(),
-                "NIE".to_owned()
-            )
+            ("H'Hen".to_owned(), "Niê".to_owned(), "HHEN".to_owned(), "NIE".to_owned())
         );
         assert_eq!(icao("H\u{2019}Hen"), "HHEN");
         assert_eq!(icao("H\u{02BC}Hen"), "HHEN");
@@ -172,10 +157,7 @@ mod tests {
 
     #[test]
     fn one_word_name_has_empty_given_name() {
-        assert_eq!(
-            split_name("  Nguyễn\u{a0}"),
-            ("Nguyễn".to_owned(), String::new())
-        );
+        assert_eq!(split_name("  Nguyễn\u{a0}"), ("Nguyễn".to_owned(), String::new()));
         assert_eq!(icao(""), "");
     }
 
@@ -206,10 +188,7 @@ mod tests {
 
     #[test]
     fn white_space_runs_collapse_to_one_space() {
-        assert_eq!(
-            normalize_name("\tNguyễn\u{a0}\u{a0}Bảo \u{202f}Duy  "),
-            "Nguyễn Bảo Duy"
-        );
+        assert_eq!(normalize_name("\tNguyễn\u{a0}\u{a0}Bảo \u{202f}Duy  "), "Nguyễn Bảo Duy");
         assert_eq!(icao("Bảo\u{a0}\u{a0}Duy "), "BAO<DUY");
     }
 

@@ -124,10 +124,7 @@ impl Uvci {
         if !(1..=MAX_OPAQUE_LEN).contains(&len) {
             return Err(UvciError::OpaqueLength { len });
         }
-        if !opaque
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        {
+        if !opaque.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
             return Err(UvciError::OpaqueCharNotAllowed);
         }
         let body = format!("{VN_PREFIX}{facility_code}/{opaque}");
@@ -151,10 +148,7 @@ impl Uvci {
     /// order: length, printable ASCII, prefix, then the check character.
     pub fn parse(s: &str) -> Result<Uvci, UvciError> {
         if s.len() > MAX_UVCI_LEN {
-            return Err(UvciError::TooLong {
-                len: s.len(),
-                max: MAX_UVCI_LEN,
-            });
+            return Err(UvciError::TooLong { len: s.len(), max: MAX_UVCI_LEN });
         }
         if !s.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(UvciError::NotPrintableAscii);
@@ -288,10 +282,7 @@ mod tests {
     #[test]
     fn ehn_wiki_example_has_check_char_z() {
         // eHN DCC schema wiki, FAQ "UVCI checksum".
-        assert_eq!(
-            luhn_mod38_check_char("URN:UVCI:01:NL:187/37512422923"),
-            Some('Z')
-        );
+        assert_eq!(luhn_mod38_check_char("URN:UVCI:01:NL:187/37512422923"), Some('Z'));
         assert!(luhn_mod38_valid("URN:UVCI:01:NL:187/37512422923Z"));
     }
 
@@ -305,10 +296,7 @@ mod tests {
             "URN:UVCI:01:AT:B5921A35D6A0D696421B3E2462178297#I",
         ] {
             assert!(luhn_mod38_valid(&without_hash(uvci)), "{uvci}");
-            assert_eq!(
-                Uvci::parse(uvci).map(|u| u.to_string()),
-                Ok(uvci.to_owned())
-            );
+            assert_eq!(Uvci::parse(uvci).map(|u| u.to_string()), Ok(uvci.to_owned()));
         }
     }
 
@@ -334,31 +322,17 @@ mod tests {
     #[test]
     fn new_rejects_bad_facility_code() {
         for code in ["", "0100", "010011", "01a01", "０1001", "01 01"] {
-            assert_eq!(
-                Uvci::new(code, "ABC"),
-                Err(UvciError::FacilityCodeNotFiveDigits),
-                "{code:?}"
-            );
+            assert_eq!(Uvci::new(code, "ABC"), Err(UvciError::FacilityCodeNotFiveDigits), "{code:?}");
         }
     }
 
     #[test]
     fn new_rejects_bad_opaque_part() {
-        assert_eq!(
-            Uvci::new("01001", ""),
-            Err(UvciError::OpaqueLength { len: 0 })
-        );
-        assert_eq!(
-            Uvci::new("01001", &"A".repeat(41)),
-            Err(UvciError::OpaqueLength { len: 41 })
-        );
+        assert_eq!(Uvci::new("01001", ""), Err(UvciError::OpaqueLength { len: 0 }));
+        assert_eq!(Uvci::new("01001", &"A".repeat(41)), Err(UvciError::OpaqueLength { len: 41 }));
         assert!(Uvci::new("01001", &"A".repeat(40)).is_ok());
         for opaque in ["abc", "AB/C", "AB#C", "AB:C", "ÀB", "A B"] {
-            assert_eq!(
-                Uvci::new("01001", opaque),
-                Err(UvciError::OpaqueCharNotAllowed),
-                "{opaque:?}"
-            );
+            assert_eq!(Uvci::new("01001", opaque), Err(UvciError::OpaqueCharNotAllowed), "{opaque:?}");
         }
     }
 
@@ -383,47 +357,20 @@ mod tests {
         let wrong = if right == 'A' { 'B' } else { 'A' };
         assert_eq!(
             Uvci::parse(&format!("{body}#{wrong}")),
-            Err(UvciError::CheckCharMismatch {
-                expected: right,
-                found: wrong
-            })
+            Err(UvciError::CheckCharMismatch { expected: right, found: wrong })
         );
     }
 
     #[test]
     fn parse_rejects_malformed_text() {
-        assert_eq!(
-            Uvci::parse("01:VN:01001/ABC"),
-            Err(UvciError::MissingPrefix)
-        );
-        assert_eq!(
-            Uvci::parse("urn:uvci:01:VN:01001/ABC"),
-            Err(UvciError::MissingPrefix)
-        );
-        assert_eq!(
-            Uvci::parse(&format!("URN:UVCI:{}", "A".repeat(72))),
-            Err(UvciError::TooLong { len: 81, max: 80 })
-        );
-        assert_eq!(
-            Uvci::parse("URN:UVCI:01:VN:01001/A C"),
-            Err(UvciError::NotPrintableAscii)
-        );
-        assert_eq!(
-            Uvci::parse("URN:UVCI:01:VN:01001/Ắ"),
-            Err(UvciError::NotPrintableAscii)
-        );
-        assert_eq!(
-            Uvci::parse("URN:UVCI:01:VN:01001/ABC#"),
-            Err(UvciError::MalformedCheckChar)
-        );
-        assert_eq!(
-            Uvci::parse("URN:UVCI:01:VN:01001/ABC#AB"),
-            Err(UvciError::MalformedCheckChar)
-        );
-        assert_eq!(
-            Uvci::parse("URN:UVCI:01:VN:01001/abc#A"),
-            Err(UvciError::OutsideLuhnAlphabet)
-        );
+        assert_eq!(Uvci::parse("01:VN:01001/ABC"), Err(UvciError::MissingPrefix));
+        assert_eq!(Uvci::parse("urn:uvci:01:VN:01001/ABC"), Err(UvciError::MissingPrefix));
+        assert_eq!(Uvci::parse(&format!("URN:UVCI:{}", "A".repeat(72))), Err(UvciError::TooLong { len: 81, max: 80 }));
+        assert_eq!(Uvci::parse("URN:UVCI:01:VN:01001/A C"), Err(UvciError::NotPrintableAscii));
+        assert_eq!(Uvci::parse("URN:UVCI:01:VN:01001/Ắ"), Err(UvciError::NotPrintableAscii));
+        assert_eq!(Uvci::parse("URN:UVCI:01:VN:01001/ABC#"), Err(UvciError::MalformedCheckChar));
+        assert_eq!(Uvci::parse("URN:UVCI:01:VN:01001/ABC#AB"), Err(UvciError::MalformedCheckChar));
+        assert_eq!(Uvci::parse("URN:UVCI:01:VN:01001/abc#A"), Err(UvciError::OutsideLuhnAlphabet));
     }
 
     #[test]

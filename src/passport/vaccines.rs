@@ -35,41 +35,11 @@ pub struct Vaccine {
 
 /// The 8 products licensed for the Vietnamese passport (DOMAIN §3 table).
 pub static VACCINES: [Vaccine; 8] = [
-    Vaccine {
-        local_name: "AstraZeneca",
-        mp: "EU/1/21/1529",
-        ma: "ORG-100001699",
-        vp: "J07BX03",
-        primary_series: 2,
-    },
-    Vaccine {
-        local_name: "Pfizer",
-        mp: "EU/1/20/1528",
-        ma: "ORG-100030215",
-        vp: "1119349007",
-        primary_series: 2,
-    },
-    Vaccine {
-        local_name: "Moderna",
-        mp: "EU/1/20/1507",
-        ma: "ORG-100031184",
-        vp: "1119349007",
-        primary_series: 2,
-    },
-    Vaccine {
-        local_name: "Vero Cell",
-        mp: "BBIBP-CorV",
-        ma: "ORG-100020693",
-        vp: "J07BX03",
-        primary_series: 2,
-    },
-    Vaccine {
-        local_name: "Hayat-Vax",
-        mp: "Hayat-Vax",
-        ma: "ORG-100023050",
-        vp: "J07BX03",
-        primary_series: 2,
-    },
+    Vaccine { local_name: "AstraZeneca", mp: "EU/1/21/1529", ma: "ORG-100001699", vp: "J07BX03", primary_series: 2 },
+    Vaccine { local_name: "Pfizer", mp: "EU/1/20/1528", ma: "ORG-100030215", vp: "1119349007", primary_series: 2 },
+    Vaccine { local_name: "Moderna", mp: "EU/1/20/1507", ma: "ORG-100031184", vp: "1119349007", primary_series: 2 },
+    Vaccine { local_name: "Vero Cell", mp: "BBIBP-CorV", ma: "ORG-100020693", vp: "J07BX03", primary_series: 2 },
+    Vaccine { local_name: "Hayat-Vax", mp: "Hayat-Vax", ma: "ORG-100023050", vp: "J07BX03", primary_series: 2 },
     Vaccine {
         local_name: "Sputnik V",
         mp: "Sputnik-V",
@@ -77,20 +47,8 @@ pub static VACCINES: [Vaccine; 8] = [
         vp: "J07BX03",
         primary_series: 2,
     },
-    Vaccine {
-        local_name: "Abdala",
-        mp: "Abdala",
-        ma: "CIGB",
-        vp: "J07BX03",
-        primary_series: 3,
-    },
-    Vaccine {
-        local_name: "Janssen",
-        mp: "EU/1/20/1525",
-        ma: "ORG-100001417",
-        vp: "J07BX03",
-        primary_series: 1,
-    },
+    Vaccine { local_name: "Abdala", mp: "Abdala", ma: "CIGB", vp: "J07BX03", primary_series: 3 },
+    Vaccine { local_name: "Janssen", mp: "EU/1/20/1525", ma: "ORG-100001417", vp: "J07BX03", primary_series: 1 },
 ];
 
 /// Names facility staff type for each product, keyed by `mp` (DOMAIN §3):
@@ -99,46 +57,14 @@ pub static VACCINES: [Vaccine; 8] = [
 /// Names of unlicensed products (Nanocovax, Covaxin, `CoronaVac`, Sputnik Light,
 /// …) must never appear here.
 const ALIASES: [(&str, &[&str]); 8] = [
-    (
-        "EU/1/21/1529",
-        &[
-            "AstraZeneca",
-            "Astra Zeneca",
-            "Vaxzevria",
-            "AZ",
-            "ChAdOx1",
-            "AZD1222",
-        ],
-    ),
-    (
-        "EU/1/20/1528",
-        &[
-            "Pfizer",
-            "Pfizer-BioNTech",
-            "BioNTech",
-            "Comirnaty",
-            "BNT162b2",
-        ],
-    ),
+    ("EU/1/21/1529", &["AstraZeneca", "Astra Zeneca", "Vaxzevria", "AZ", "ChAdOx1", "AZD1222"]),
+    ("EU/1/20/1528", &["Pfizer", "Pfizer-BioNTech", "BioNTech", "Comirnaty", "BNT162b2"]),
     ("EU/1/20/1507", &["Moderna", "Spikevax", "mRNA-1273"]),
-    (
-        "BBIBP-CorV",
-        &["Vero Cell", "Verocell", "Sinopharm", "Sinopharm Beijing"],
-    ),
+    ("BBIBP-CorV", &["Vero Cell", "Verocell", "Sinopharm", "Sinopharm Beijing"]),
     ("Hayat-Vax", &["Hayat Vax", "Hayatvax"]),
     ("Sputnik-V", &["Sputnik V", "Gam-COVID-Vac", "Gamaleya"]),
     ("Abdala", &["CIGB-66"]),
-    (
-        "EU/1/20/1525",
-        &[
-            "Janssen",
-            "Jcovden",
-            "J&J",
-            "Johnson & Johnson",
-            "Johnson and Johnson",
-            "Ad26.COV2.S",
-        ],
-    ),
+    ("EU/1/20/1525", &["Janssen", "Jcovden", "J&J", "Johnson & Johnson", "Johnson and Johnson", "Ad26.COV2.S"]),
 ];
 
 /// Finds the product a facility typed, by local name, brand name, common
@@ -157,9 +83,7 @@ pub fn lookup(typed: &str) -> Option<&'static Vaccine> {
     VACCINES.iter().find(|vaccine| {
         match_key(vaccine.local_name) == key
             || match_key(vaccine.mp) == key
-            || aliases(vaccine.mp)
-                .iter()
-                .any(|alias| match_key(alias) == key)
+            || aliases(vaccine.mp).iter().any(|alias| match_key(alias) == key)
     })
 }
 
@@ -172,29 +96,19 @@ pub fn by_mp(mp: &str) -> Option<&'static Vaccine> {
 
 /// The aliases listed for the product with code `mp` (empty if none).
 fn aliases(mp: &str) -> &'static [&'static str] {
-    ALIASES
-        .iter()
-        .find(|(code, _)| *code == mp)
-        .map_or(&[], |(_, names)| *names)
+    ALIASES.iter().find(|(code, _)| *code == mp).map_or(&[], |(_, names)| *names)
 }
 
 /// The comparison key of a typed name: NFKC, lowercase, without white space,
 /// hyphens and dashes, dots, `&` and underscores.
 fn match_key(s: &str) -> String {
-    s.nfkc()
-        .flat_map(char::to_lowercase)
-        .filter(|&c| !is_ignored(c))
-        .collect()
+    s.nfkc().flat_map(char::to_lowercase).filter(|&c| !is_ignored(c)).collect()
 }
 
 /// Characters that typing varies freely and that carry no meaning in a
 /// product name.
 fn is_ignored(c: char) -> bool {
-    c.is_whitespace()
-        || matches!(
-            c,
-            '-' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '.' | '&' | '_'
-        )
+    c.is_whitespace() || matches!(c, '-' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '.' | '&' | '_')
 }
 
 #[cfg(test)]
@@ -208,10 +122,7 @@ mod tests {
 
     #[test]
     fn table_pins_the_eight_code_triples() {
-        let triples: Vec<_> = VACCINES
-            .iter()
-            .map(|v| (v.local_name, v.mp, v.ma, v.vp, v.primary_series))
-            .collect();
+        let triples: Vec<_> = VACCINES.iter().map(|v| (v.local_name, v.mp, v.ma, v.vp, v.primary_series)).collect();
         assert_eq!(
             triples,
             [
@@ -220,13 +131,7 @@ mod tests {
                 ("Moderna", "EU/1/20/1507", "ORG-100031184", "1119349007", 2),
                 ("Vero Cell", "BBIBP-CorV", "ORG-100020693", "J07BX03", 2),
                 ("Hayat-Vax", "Hayat-Vax", "ORG-100023050", "J07BX03", 2),
-                (
-                    "Sputnik V",
-                    "Sputnik-V",
-                    "Gamaleya-Research-Institute",
-                    "J07BX03",
-                    2
-                ),
+                ("Sputnik V", "Sputnik-V", "Gamaleya-Research-Institute", "J07BX03", 2),
                 ("Abdala", "Abdala", "CIGB", "J07BX03", 3),
                 ("Janssen", "EU/1/20/1525", "ORG-100001417", "J07BX03", 1),
             ]
@@ -248,9 +153,7 @@ mod tests {
     fn no_alias_names_two_products() {
         let mut seen = std::collections::HashMap::new();
         for vaccine in &VACCINES {
-            let names = [vaccine.local_name, vaccine.mp]
-                .into_iter()
-                .chain(aliases(vaccine.mp).iter().copied());
+            let names = [vaccine.local_name, vaccine.mp].into_iter().chain(aliases(vaccine.mp).iter().copied());
             for name in names {
                 if let Some(other) = seen.insert(match_key(name), vaccine.mp) {
                     assert_eq!(other, vaccine.mp, "{name:?}");

@@ -186,9 +186,11 @@ impl Certificate {
         &self.der
     }
 
-    /// PEM encoding.
+    /// PEM encoding with LF line endings (as rcgen writes), so that concatenated PEM files
+    /// such as `chain.pem` are uniform.
     pub fn to_pem(&self) -> String {
-        ::pem::encode(&::pem::Pem::new("CERTIFICATE", self.der.clone()))
+        let config = ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF);
+        ::pem::encode_config(&::pem::Pem::new("CERTIFICATE", self.der.clone()), config)
     }
 }
 
@@ -208,11 +210,7 @@ pub fn parse_certificates(bytes: &[u8], strict: bool) -> Result<Vec<Certificate>
     };
     if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
         let blocks = ::pem::parse_many(bytes).map_err(|e| CertError::Malformed(format!("bad PEM: {e}")))?;
-        blocks
-            .iter()
-            .filter(|p| p.tag() == "CERTIFICATE")
-            .map(|p| parse(p.contents()))
-            .collect()
+        blocks.iter().filter(|p| p.tag() == "CERTIFICATE").map(|p| parse(p.contents())).collect()
     } else {
         Ok(vec![parse(bytes)?])
     }

@@ -63,7 +63,15 @@ impl PathSet {
         let ee = EndEntityCert::try_from(&der).map_err(chain_error)?;
         let time = UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(at).unwrap_or(0)));
         let path = ee
-            .verify_for_usage(webpki::ALL_VERIFICATION_ALGS, &self.anchors, &self.intermediates, time, AnyEku, None, None)
+            .verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                &self.anchors,
+                &self.intermediates,
+                time,
+                AnyEku,
+                None,
+                None,
+            )
             .map_err(chain_error)?;
 
         let mut on_path: Vec<&Certificate> = vec![dsc];
@@ -78,7 +86,9 @@ impl PathSet {
             // expired must not keep vouching for facilities.
             if let Some((nb, na)) = root.validity {
                 if at < nb || at > na {
-                    return Err(ChainError::ChainInvalid { detail: "the root certificate is not valid at this time".into() });
+                    return Err(ChainError::ChainInvalid {
+                        detail: "the root certificate is not valid at this time".into(),
+                    });
                 }
             }
             on_path.push(root);

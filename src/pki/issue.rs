@@ -94,7 +94,11 @@ impl CaFiles {
             _ => false,
         };
         if !matches {
-            return Err(FileError::content(key_path, format!("does not match the certificate {}", cert_path.display())).into());
+            return Err(FileError::content(
+                key_path,
+                format!("does not match the certificate {}", cert_path.display()),
+            )
+            .into());
         }
         let cert_pem = cert.to_pem();
         Ok(CaFiles { key, cert, cert_pem })
@@ -125,7 +129,8 @@ fn base_params(dn: DistinguishedName, days: u32, now: OffsetDateTime, issuer: Op
     // Back-date an hour: clocks of verifiers in the field are not all exact.
     let now = now.replace_nanosecond(0).unwrap_or(now);
     p.not_before = now - Duration::hours(1);
-    let mut not_after = now + Duration::days(i64::from(days));
+    // Counted from notBefore, so that `days` bounds the whole validity period (SPEC §2).
+    let mut not_after = p.not_before + Duration::days(i64::from(days));
     // A certificate must not outlive its issuer.
     if let Some((_, issuer_end)) = issuer.and_then(|i| i.cert.validity) {
         if let Ok(end) = OffsetDateTime::from_unix_timestamp(issuer_end) {
@@ -204,7 +209,13 @@ fn facility_profile(p: &mut CertificateParams) {
 
 /// A facility DSC: CA:false, digitalSignature, EKU vaccination, subject CN = name and
 /// serialNumber = facility code; at most [`MAX_FACILITY_DAYS`].
-pub fn issue_facility(issuer: &CaFiles, code: &str, name: &str, days: u32, now: OffsetDateTime) -> Result<Issued, IssueError> {
+pub fn issue_facility(
+    issuer: &CaFiles,
+    code: &str,
+    name: &str,
+    days: u32,
+    now: OffsetDateTime,
+) -> Result<Issued, IssueError> {
     check_days(days, MAX_FACILITY_DAYS)?;
     let mut p = base_params(facility_dn(code, name)?, days, now, Some(issuer));
     facility_profile(&mut p);

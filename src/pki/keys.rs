@@ -59,9 +59,7 @@ pub fn write_new_file(path: &Path, contents: &[u8], private: bool) -> Result<(),
         std::io::ErrorKind::AlreadyExists => FileError::Exists { path: path.to_owned() },
         _ => FileError::Io { path: path.to_owned(), source },
     })?;
-    f.write_all(contents)
-        .and_then(|()| f.sync_all())
-        .map_err(|source| FileError::Io { path: path.to_owned(), source })
+    f.write_all(contents).and_then(|()| f.sync_all()).map_err(|source| FileError::Io { path: path.to_owned(), source })
 }
 
 /// Fails if any of `paths` exists, so that a command writes all of its files or none.
@@ -102,6 +100,11 @@ pub fn pkcs8_from_pem(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, FileError> {
     ))
 }
 
+/// The signing operation failed (ring gives no detail: in practice, no system randomness).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("signing failed (no system randomness?)")]
+pub struct SignError;
+
 /// A facility's ECDSA P-256 signing key, loaded once and reused for every passport (loading
 /// costs ~19 µs, almost a signature).
 pub struct SigningKey {
@@ -132,8 +135,8 @@ impl SigningKey {
     }
 
     /// Signs `msg` with ECDSA P-256/SHA-256, returning the 64-byte r‖s form COSE uses.
-    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, ring::error::Unspecified> {
-        Ok(self.pair.sign(&self.rng, msg)?.as_ref().to_vec())
+    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
+        Ok(self.pair.sign(&self.rng, msg).map_err(|_| SignError)?.as_ref().to_vec())
     }
 
     /// The uncompressed public point, to compare with a certificate.

@@ -16,7 +16,7 @@ pub use issue::{
     CaFiles, DEFAULT_CA_DAYS, DEFAULT_ROOT_CN, DEFAULT_ROOT_DAYS, IssueError, Issued, MAX_FACILITY_DAYS, init_root,
     issue_ca, issue_facility, make_csr, sign_csr, write_issued,
 };
-pub use keys::{FileError, SigningKey, ensure_absent, read_file, write_new_file};
+pub use keys::{FileError, SignError, SigningKey, ensure_absent, read_file, write_new_file};
 pub use revocation::{Revocations, uvci_hash};
 pub use trust::{MAX_KID_CANDIDATES, Signer, TrustStore};
 

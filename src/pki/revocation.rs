@@ -77,7 +77,8 @@ impl Revocations {
             r.passports.insert(unhex32(p).ok_or_else(|| format!("passports[{i}] is not 64 hex digits"))?);
         }
         for (i, k) in f.facilities.iter().enumerate() {
-            r.facilities.insert(Kid::from_base64(k).ok_or_else(|| format!("facilities[{i}] is not a base64 8-byte kid"))?);
+            r.facilities
+                .insert(Kid::from_base64(k).ok_or_else(|| format!("facilities[{i}] is not a base64 8-byte kid"))?);
         }
         Ok(r)
     }

@@ -154,7 +154,11 @@ impl TrustStore {
     }
 
     fn contains(&self, cert: &Certificate) -> bool {
-        self.anchors.iter().chain(&self.intermediates).chain(self.signers.iter().map(|s| &s.cert)).any(|c| c.der() == cert.der())
+        self.anchors
+            .iter()
+            .chain(&self.intermediates)
+            .chain(self.signers.iter().map(|s| &s.cert))
+            .any(|c| c.der() == cert.der())
     }
 
     fn push_signer(&mut self, signer: Signer) {
@@ -199,7 +203,8 @@ impl TrustStore {
     /// Validates the path of signer `index` at `at` (Unix seconds), reusing an earlier result
     /// while `at` lies in every certificate's validity. Pinned signers need no path.
     pub fn validate_signer(&self, index: usize, at: i64) -> Result<ValidatedPath, ChainError> {
-        let signer = self.signers.get(index).ok_or_else(|| ChainError::ChainInvalid { detail: "unknown signer".into() })?;
+        let signer =
+            self.signers.get(index).ok_or_else(|| ChainError::ChainInvalid { detail: "unknown signer".into() })?;
         if signer.pinned {
             return Ok(ValidatedPath {
                 subjects: vec![signer.cert.subject.clone()],

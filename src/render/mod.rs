@@ -81,10 +81,10 @@ mod tests {
 
     #[test]
     fn alphanumeric_mode_gives_the_expected_version() {
-        // 100 alphanumeric characters need version 5 at ECC Q (capacity 87 at v4, 106 at v5);
-        // in byte mode they would need version 6.
+        // 100 characters at ECC Q: alphanumeric capacity is 87 at v5 and 108 at v6; byte mode
+        // would need v8 (108 bytes). Version 6 proves alphanumeric mode.
         let text = format!("HC1:{}", "A".repeat(96));
-        assert_eq!(qr_version(&text).unwrap(), 5);
+        assert_eq!(qr_version(&text).unwrap(), 6);
     }
 
     #[test]

@@ -248,7 +248,10 @@ fn collision_reports_the_most_specific_failure() {
 
     let mut only_expired = TrustStore::new();
     only_expired.add_pinned(expired);
-    assert_reason(&Verifier::new(only_expired, Revocations::default()).verify(&text, at(10)), ReasonCode::SignerExpired);
+    assert_reason(
+        &Verifier::new(only_expired, Revocations::default()).verify(&text, at(10)),
+        ReasonCode::SignerExpired,
+    );
 }
 
 #[test]
@@ -269,8 +272,20 @@ fn untagged_cose_verifies_like_tagged() {
 fn unsupported_algorithm_is_reported() {
     use ciborium::Value;
     let mut protected = Vec::new();
-    ciborium::ser::into_writer(&Value::Map(vec![(1.into(), (-8).into()), (4.into(), Value::Bytes(vec![0; 8]))]), &mut protected).unwrap();
-    let msg = Value::Tag(18, Box::new(Value::Array(vec![Value::Bytes(protected), Value::Map(vec![]), Value::Bytes(vec![0xa0]), Value::Bytes(vec![0; 64])])));
+    ciborium::ser::into_writer(
+        &Value::Map(vec![(1.into(), (-8).into()), (4.into(), Value::Bytes(vec![0; 8]))]),
+        &mut protected,
+    )
+    .unwrap();
+    let msg = Value::Tag(
+        18,
+        Box::new(Value::Array(vec![
+            Value::Bytes(protected),
+            Value::Map(vec![]),
+            Value::Bytes(vec![0xa0]),
+            Value::Bytes(vec![0; 64]),
+        ])),
+    );
     let mut cose = Vec::new();
     ciborium::ser::into_writer(&msg, &mut cose).unwrap();
     let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());

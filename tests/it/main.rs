@@ -1,0 +1,10 @@
+//! Integration tests: user flows through the real `vaxpass` binary (STYLE §5). One test
+//! binary, one module per flow; shared helpers in `util`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod conformance;
+mod pki_hierarchy;
+mod render_cli;
+mod util;
+mod verify_cli;
