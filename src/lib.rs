@@ -52,8 +52,10 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod gate;
 pub mod passport;
 pub mod pki;
 pub mod provinces;
 pub mod render;
+pub mod store;
 pub mod verify;

@@ -3,6 +3,7 @@
 
 mod pki;
 mod render;
+mod sign;
 mod verify;
 
 use std::io::{Read as _, Write as _};
@@ -28,6 +29,8 @@ enum Command {
     /// Manage the certificate hierarchy: Ministry root, provincial CAs, facility DSCs.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
+    /// Batch-sign dose records checked against the population registry.
+    Sign(sign::SignArgs),
     /// Verify a passport QR text: signature, certificate chain, validity, key usage, revocation.
     Verify(verify::VerifyArgs),
     /// Render a passport QR text as a PNG or SVG image.
@@ -38,6 +41,7 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Pki(cmd) => pki::run(cmd),
+        Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Render(args) => render::run(args),
     }

@@ -113,82 +113,11 @@ impl IdProblem {
     }
 }
 
-/// Provinces by the `PPP` code that opens a CCCD: "0" + the 2-digit GSO code (DOMAIN §2,
-/// Circular 07/2016/TT-BCA). Sorted by code for binary search; unlisted codes do not exist.
-const PROVINCES: [(&str, &str); 63] = [
-    ("001", "Hà Nội"),
-    ("002", "Hà Giang"),
-    ("004", "Cao Bằng"),
-    ("006", "Bắc Kạn"),
-    ("008", "Tuyên Quang"),
-    ("010", "Lào Cai"),
-    ("011", "Điện Biên"),
-    ("012", "Lai Châu"),
-    ("014", "Sơn La"),
-    ("015", "Yên Bái"),
-    ("017", "Hòa Bình"),
-    ("019", "Thái Nguyên"),
-    ("020", "Lạng Sơn"),
-    ("022", "Quảng Ninh"),
-    ("024", "Bắc Giang"),
-    ("025", "Phú Thọ"),
-    ("026", "Vĩnh Phúc"),
-    ("027", "Bắc Ninh"),
-    ("030", "Hải Dương"),
-    ("031", "Hải Phòng"),
-    ("033", "Hưng Yên"),
-    ("034", "Thái Bình"),
-    ("035", "Hà Nam"),
-    ("036", "Nam Định"),
-    ("037", "Ninh Bình"),
-    ("038", "Thanh Hóa"),
-    ("040", "Nghệ An"),
-    ("042", "Hà Tĩnh"),
-    ("044", "Quảng Bình"),
-    ("045", "Quảng Trị"),
-    ("046", "Thừa Thiên Huế"),
-    ("048", "Đà Nẵng"),
-    ("049", "Quảng Nam"),
-    ("051", "Quảng Ngãi"),
-    ("052", "Bình Định"),
-    ("054", "Phú Yên"),
-    ("056", "Khánh Hòa"),
-    ("058", "Ninh Thuận"),
-    ("060", "Bình Thuận"),
-    ("062", "Kon Tum"),
-    ("064", "Gia Lai"),
-    ("066", "Đắk Lắk"),
-    ("067", "Đắk Nông"),
-    ("068", "Lâm Đồng"),
-    ("070", "Bình Phước"),
-    ("072", "Tây Ninh"),
-    ("074", "Bình Dương"),
-    ("075", "Đồng Nai"),
-    ("077", "Bà Rịa - Vũng Tàu"),
-    ("079", "Hồ Chí Minh"),
-    ("080", "Long An"),
-    ("082", "Tiền Giang"),
-    ("083", "Bến Tre"),
-    ("084", "Trà Vinh"),
-    ("086", "Vĩnh Long"),
-    ("087", "Đồng Tháp"),
-    ("089", "An Giang"),
-    ("091", "Kiên Giang"),
-    ("092", "Cần Thơ"),
-    ("093", "Hậu Giang"),
-    ("094", "Sóc Trăng"),
-    ("095", "Bạc Liêu"),
-    ("096", "Cà Mau"),
-];
-
 /// The province (tỉnh/thành phố) whose 3-digit CCCD code is `code`, e.g. `"001"` → Hà Nội;
-/// `None` for codes that do not exist (`"003"`, `"005"`, …). DOMAIN §2.
+/// `None` for codes that do not exist (`"003"`, `"005"`, …). DOMAIN §2: `PPP` is "0" followed
+/// by the 2-digit GSO code of [`crate::provinces`].
 pub fn province_name(code: &str) -> Option<&'static str> {
-    PROVINCES
-        .binary_search_by(|(c, _)| (*c).cmp(code))
-        .ok()
-        .and_then(|i| PROVINCES.get(i))
-        .map(|(_, name)| *name)
+    code.strip_prefix('0').filter(|pp| pp.len() == 2).and_then(crate::provinces::province_name)
 }
 
 /// CCCD length (DOMAIN §2: `PPP G YY RRRRRR`).
@@ -219,22 +148,13 @@ pub fn parse_id(raw: &str, nationality: &str) -> Result<IdNumber, IdProblem> {
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     let unlabelled = strip_id_prefix(&compact);
     if is_scientific_notation(unlabelled) {
-        return Err(IdProblem::BadFormat {
-            detail: "scientific notation cannot be repaired",
-        });
+        return Err(IdProblem::BadFormat { detail: "scientific notation cannot be repaired" });
     }
-    let cleaned: String = unlabelled
-        .chars()
-        .filter(|c| *c != '.' && !is_dash(*c))
-        .collect();
+    let cleaned: String = unlabelled.chars().filter(|c| *c != '.' && !is_dash(*c)).collect();
     if cleaned.bytes().all(|b| b == b'0') {
         return Err(IdProblem::Missing);
     }
-    if is_vietnamese(nationality) {
-        parse_vietnamese_id(&cleaned)
-    } else {
-        parse_passport_number(&cleaned)
-    }
+    if is_vietnamese(nationality) { parse_vietnamese_id(&cleaned) } else { parse_passport_number(&cleaned) }
 }
 
 /// Whether `nationality` means Vietnam: blank (SPEC §4 default) or `VN` in any case.
@@ -247,10 +167,7 @@ fn is_vietnamese(nationality: &str) -> bool {
 /// Hyphen-like characters typed between digit groups. NFKC already maps U+FE63 and U+FF0D
 /// to `-` and U+2011 to U+2010.
 fn is_dash(c: char) -> bool {
-    matches!(
-        c,
-        '-' | '\u{2010}' | '\u{2012}' | '\u{2013}' | '\u{2014}' | '\u{2015}' | '\u{2212}'
-    )
+    matches!(c, '-' | '\u{2010}' | '\u{2012}' | '\u{2013}' | '\u{2014}' | '\u{2015}' | '\u{2212}')
 }
 
 /// Drops a leading `CCCD`/`CMND` label (any case) and an optional colon after it. The input
@@ -283,10 +200,7 @@ fn is_scientific_notation(s: &str) -> bool {
         None => (false, mantissa, "1"),
     };
     let all_digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-    (signed || decimal)
-        && all_digits(int_part)
-        && all_digits(frac_part)
-        && all_digits(exponent_digits)
+    (signed || decimal) && all_digits(int_part) && all_digits(frac_part) && all_digits(exponent_digits)
 }
 
 /// The VN branch of [`parse_id`]: `cleaned` has had its noise removed.
@@ -308,20 +222,14 @@ fn parse_vietnamese_id(cleaned: &str) -> Result<IdNumber, IdProblem> {
                 Ok(IdNumber::Cccd(padded))
             } else if cleaned.len() == 10 && cleaned.starts_with('0') {
                 // "0912345678" → "000912345678": province 000 never exists.
-                Err(IdProblem::BadFormat {
-                    detail: "10 digits starting with 0 looks like a phone number",
-                })
+                Err(IdProblem::BadFormat { detail: "10 digits starting with 0 looks like a phone number" })
             } else {
-                Err(IdProblem::BadFormat {
-                    detail: "too few digits and padding gives an unknown province code",
-                })
+                Err(IdProblem::BadFormat { detail: "too few digits and padding gives an unknown province code" })
             }
         }
         CMND_LEN => Ok(IdNumber::Cmnd(cleaned.to_owned())),
         8 => Ok(IdNumber::Cmnd(format!("0{cleaned}"))),
-        _ => Err(IdProblem::BadFormat {
-            detail: "wrong number of digits for a CCCD or CMND",
-        }),
+        _ => Err(IdProblem::BadFormat { detail: "wrong number of digits for a CCCD or CMND" }),
     }
 }
 
@@ -329,9 +237,7 @@ fn parse_vietnamese_id(cleaned: &str) -> Result<IdNumber, IdProblem> {
 /// (DOMAIN §2: `DN4…`).
 fn looks_like_health_insurance(s: &str) -> bool {
     let mut chars = s.chars();
-    s.len() == 15
-        && chars.by_ref().take(2).all(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_digit())
+    s.len() == 15 && chars.by_ref().take(2).all(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_digit())
 }
 
 /// The foreign-national branch of [`parse_id`].
@@ -339,9 +245,7 @@ fn parse_passport_number(cleaned: &str) -> Result<IdNumber, IdProblem> {
     if PASSPORT_LEN.contains(&cleaned.len()) && cleaned.bytes().all(|b| b.is_ascii_alphanumeric()) {
         Ok(IdNumber::Foreign(cleaned.to_ascii_uppercase()))
     } else {
-        Err(IdProblem::BadFormat {
-            detail: "not a passport number of 6-9 letters and digits",
-        })
+        Err(IdProblem::BadFormat { detail: "not a passport number of 6-9 letters and digits" })
     }
 }
 
@@ -353,51 +257,33 @@ fn parse_passport_number(cleaned: &str) -> Result<IdNumber, IdProblem> {
 ///
 /// Returns `BadFormat` if `cccd` is not 12 ASCII digits (a caller passing anything but an
 /// [`IdNumber::Cccd`] value).
-pub fn check_cccd_consistency(
-    cccd: &str,
-    birth_year: Option<i32>,
-    sex: Option<Sex>,
-) -> Result<(), IdProblem> {
+pub fn check_cccd_consistency(cccd: &str, birth_year: Option<i32>, sex: Option<Sex>) -> Result<(), IdProblem> {
     let digits: Vec<u8> = cccd.bytes().map(|b| b.wrapping_sub(b'0')).collect();
     let [p1, p2, p3, g, y1, y2, ..] = digits.as_slice() else {
-        return Err(IdProblem::BadFormat {
-            detail: "not a 12-digit number",
-        });
+        return Err(IdProblem::BadFormat { detail: "not a 12-digit number" });
     };
     if digits.len() != CCCD_LEN || digits.iter().any(|d| *d > 9) {
-        return Err(IdProblem::BadFormat {
-            detail: "not a 12-digit number",
-        });
+        return Err(IdProblem::BadFormat { detail: "not a 12-digit number" });
     }
     let province = format!("{p1}{p2}{p3}");
     if province_name(&province).is_none() {
-        return Err(IdProblem::Inconsistent {
-            detail: "unknown province code",
-        });
+        return Err(IdProblem::Inconsistent { detail: "unknown province code" });
     }
     if *g > 7 {
-        return Err(IdProblem::Inconsistent {
-            detail: "unassigned century/sex digit",
-        });
+        return Err(IdProblem::Inconsistent { detail: "unassigned century/sex digit" });
     }
     let encoded_sex = if g % 2 == 0 { Sex::Male } else { Sex::Female };
     if sex.is_some_and(|s| s != encoded_sex) {
-        return Err(IdProblem::Inconsistent {
-            detail: "century/sex digit disagrees with sex",
-        });
+        return Err(IdProblem::Inconsistent { detail: "century/sex digit disagrees with sex" });
     }
     if let Some(year) = birth_year {
         // G = 0/1 → 19xx, 2/3 → 20xx, 4/5 → 21xx, 6/7 → 22xx.
         let century = 19 + i32::from(g / 2);
         if year.div_euclid(100) != century {
-            return Err(IdProblem::Inconsistent {
-                detail: "century/sex digit disagrees with birth year",
-            });
+            return Err(IdProblem::Inconsistent { detail: "century/sex digit disagrees with birth year" });
         }
         if year.rem_euclid(100) != i32::from(y1 * 10 + y2) {
-            return Err(IdProblem::Inconsistent {
-                detail: "birth-year digits disagree with date of birth",
-            });
+            return Err(IdProblem::Inconsistent { detail: "birth-year digits disagree with date of birth" });
         }
     }
     Ok(())
@@ -490,57 +376,27 @@ mod tests {
     #[test]
     fn padding_to_an_unknown_province_is_bad_format() {
         // 003 and 005 do not exist.
-        assert_eq!(
-            bad_format("3090123456", "VN"),
-            "too few digits and padding gives an unknown province code"
-        );
-        assert_eq!(
-            bad_format("05090123456", "VN"),
-            "too few digits and padding gives an unknown province code"
-        );
+        assert_eq!(bad_format("3090123456", "VN"), "too few digits and padding gives an unknown province code");
+        assert_eq!(bad_format("05090123456", "VN"), "too few digits and padding gives an unknown province code");
     }
 
     #[test]
     fn phone_number_is_bad_format() {
-        assert_eq!(
-            bad_format("0912345678", "VN"),
-            "10 digits starting with 0 looks like a phone number"
-        );
-        assert_eq!(
-            bad_format("+84912345678", "VN"),
-            "contains characters other than digits"
-        );
+        assert_eq!(bad_format("0912345678", "VN"), "10 digits starting with 0 looks like a phone number");
+        assert_eq!(bad_format("+84912345678", "VN"), "contains characters other than digits");
     }
 
     #[test]
     fn scientific_notation_is_bad_format() {
-        for raw in [
-            "7.9E+10",
-            "1.23457E+11",
-            "1,23457E+11",
-            "8E+10",
-            "1.23457e+11",
-            "CCCD: 1.23457E+11",
-            " 7.9E+10 ",
-        ] {
-            assert_eq!(
-                bad_format(raw, "VN"),
-                "scientific notation cannot be repaired",
-                "{raw:?}"
-            );
+        for raw in ["7.9E+10", "1.23457E+11", "1,23457E+11", "8E+10", "1.23457e+11", "CCCD: 1.23457E+11", " 7.9E+10 "] {
+            assert_eq!(bad_format(raw, "VN"), "scientific notation cannot be repaired", "{raw:?}");
         }
-        assert_eq!(
-            bad_format("1.23457E-11", "FR"),
-            "scientific notation cannot be repaired"
-        );
+        assert_eq!(bad_format("1.23457E-11", "FR"), "scientific notation cannot be repaired");
     }
 
     #[test]
     fn health_insurance_number_is_bad_format() {
-        assert_eq!(
-            bad_format("DN4790123456789", "VN"),
-            "looks like a health-insurance number"
-        );
+        assert_eq!(bad_format("DN4790123456789", "VN"), "looks like a health-insurance number");
     }
 
     #[test]
@@ -552,54 +408,31 @@ mod tests {
     #[test]
     fn other_lengths_are_bad_format() {
         for raw in ["1234567", "1234567890123", "12"] {
-            assert_eq!(
-                bad_format(raw, "VN"),
-                "wrong number of digits for a CCCD or CMND",
-                "{raw:?}"
-            );
+            assert_eq!(bad_format(raw, "VN"), "wrong number of digits for a CCCD or CMND", "{raw:?}");
         }
     }
 
     #[test]
     fn vietnamese_passport_number_is_bad_format() {
-        assert_eq!(
-            bad_format("C1234567", "VN"),
-            "contains characters other than digits"
-        );
+        assert_eq!(bad_format("C1234567", "VN"), "contains characters other than digits");
     }
 
     #[test]
     fn nationality_defaults_to_vn_and_ignores_case() {
-        assert_eq!(
-            parse_id("123456789", ""),
-            Ok(IdNumber::Cmnd("123456789".into()))
-        );
-        assert_eq!(
-            parse_id("123456789", " vn "),
-            Ok(IdNumber::Cmnd("123456789".into()))
-        );
+        assert_eq!(parse_id("123456789", ""), Ok(IdNumber::Cmnd("123456789".into())));
+        assert_eq!(parse_id("123456789", " vn "), Ok(IdNumber::Cmnd("123456789".into())));
     }
 
     #[test]
     fn foreign_passport_number_is_uppercased() {
-        assert_eq!(
-            parse_id("c 1234567", "FR"),
-            Ok(IdNumber::Foreign("C1234567".into()))
-        );
-        assert_eq!(
-            parse_id("123456789", "US"),
-            Ok(IdNumber::Foreign("123456789".into()))
-        );
+        assert_eq!(parse_id("c 1234567", "FR"), Ok(IdNumber::Foreign("C1234567".into())));
+        assert_eq!(parse_id("123456789", "US"), Ok(IdNumber::Foreign("123456789".into())));
     }
 
     #[test]
     fn foreign_value_outside_six_to_nine_characters_is_bad_format() {
         for raw in ["ab12", "001090123456", "AB/123456", "DN4790123456789"] {
-            assert_eq!(
-                bad_format(raw, "KR"),
-                "not a passport number of 6-9 letters and digits",
-                "{raw:?}"
-            );
+            assert_eq!(bad_format(raw, "KR"), "not a passport number of 6-9 letters and digits", "{raw:?}");
         }
     }
 
@@ -607,14 +440,8 @@ mod tests {
     fn debug_output_is_redacted() {
         let id = IdNumber::Cccd("001090123456".into());
         assert_eq!(format!("{id:?}"), "Cccd(001…)");
-        assert_eq!(
-            format!("{:?}", IdNumber::Cmnd("123456789".into())),
-            "Cmnd(***)"
-        );
-        assert_eq!(
-            format!("{:?}", IdNumber::Foreign("C1234567".into())),
-            "Foreign(***)"
-        );
+        assert_eq!(format!("{:?}", IdNumber::Cmnd("123456789".into())), "Cmnd(***)");
+        assert_eq!(format!("{:?}", IdNumber::Foreign("C1234567".into())), "Foreign(***)");
         assert_eq!(format!("{:?}", IdNumber::Cccd("ữ".into())), "Cccd(***)");
     }
 
@@ -627,20 +454,11 @@ mod tests {
     fn problem_codes_match_spec() {
         assert_eq!(IdProblem::Missing.code(), "ID_MISSING");
         assert_eq!(IdProblem::BadFormat { detail: "" }.code(), "ID_BAD_FORMAT");
-        assert_eq!(
-            IdProblem::Inconsistent { detail: "" }.code(),
-            "ID_INCONSISTENT"
-        );
+        assert_eq!(IdProblem::Inconsistent { detail: "" }.code(), "ID_INCONSISTENT");
     }
 
     #[test]
-    fn province_table_is_sorted_and_complete() {
-        assert!(PROVINCES.windows(2).all(|w| w[0].0 < w[1].0));
-        assert!(
-            PROVINCES
-                .iter()
-                .all(|(c, _)| c.len() == 3 && c.starts_with('0'))
-        );
+    fn province_codes_are_zero_and_the_gso_code() {
         assert_eq!(province_name("001"), Some("Hà Nội"));
         assert_eq!(province_name("079"), Some("Hồ Chí Minh"));
         assert_eq!(province_name("096"), Some("Cà Mau"));
@@ -652,15 +470,9 @@ mod tests {
     #[test]
     fn consistent_cccd_passes() {
         // 001 Hà Nội, G=0 male 1900s, YY=90.
-        assert_eq!(
-            check_cccd_consistency("001090123456", Some(1990), Some(Sex::Male)),
-            Ok(())
-        );
+        assert_eq!(check_cccd_consistency("001090123456", Some(1990), Some(Sex::Male)), Ok(()));
         // G=3 female 2000s, YY=05.
-        assert_eq!(
-            check_cccd_consistency("079305123456", Some(2005), Some(Sex::Female)),
-            Ok(())
-        );
+        assert_eq!(check_cccd_consistency("079305123456", Some(2005), Some(Sex::Female)), Ok(()));
         assert_eq!(check_cccd_consistency("079305123456", None, None), Ok(()));
     }
 
@@ -674,34 +486,19 @@ mod tests {
 
     #[test]
     fn unknown_province_is_inconsistent() {
-        assert_eq!(
-            inconsistent("003090123456", None, None),
-            "unknown province code"
-        );
+        assert_eq!(inconsistent("003090123456", None, None), "unknown province code");
     }
 
     #[test]
     fn century_sex_digit_must_agree_with_row() {
-        assert_eq!(
-            inconsistent("001090123456", Some(1990), Some(Sex::Female)),
-            "century/sex digit disagrees with sex"
-        );
+        assert_eq!(inconsistent("001090123456", Some(1990), Some(Sex::Female)), "century/sex digit disagrees with sex");
         assert_eq!(
             inconsistent("001290123456", Some(1990), Some(Sex::Male)),
             "century/sex digit disagrees with birth year"
         );
-        assert_eq!(
-            inconsistent("001890123456", None, None),
-            "unassigned century/sex digit"
-        );
-        assert_eq!(
-            check_cccd_consistency("001421123456", Some(2121), Some(Sex::Male)),
-            Ok(())
-        );
-        assert_eq!(
-            check_cccd_consistency("001721123456", Some(2221), Some(Sex::Female)),
-            Ok(())
-        );
+        assert_eq!(inconsistent("001890123456", None, None), "unassigned century/sex digit");
+        assert_eq!(check_cccd_consistency("001421123456", Some(2121), Some(Sex::Male)), Ok(()));
+        assert_eq!(check_cccd_consistency("001721123456", Some(2221), Some(Sex::Female)), Ok(()));
     }
 
     #[test]
@@ -717,9 +514,7 @@ mod tests {
         for s in ["", "123456789", "00109012345x", "0010901234567"] {
             assert_eq!(
                 check_cccd_consistency(s, None, None),
-                Err(IdProblem::BadFormat {
-                    detail: "not a 12-digit number"
-                }),
+                Err(IdProblem::BadFormat { detail: "not a 12-digit number" }),
                 "{s:?}"
             );
         }
@@ -727,16 +522,7 @@ mod tests {
 
     #[test]
     fn sex_spellings_parse() {
-        for raw in [
-            "Nam",
-            "NAM",
-            "nam",
-            " M ",
-            "m",
-            "Male",
-            "MALE",
-            "\u{a0}Nam\u{a0}",
-        ] {
+        for raw in ["Nam", "NAM", "nam", " M ", "m", "Male", "MALE", "\u{a0}Nam\u{a0}"] {
             assert_eq!(parse_sex(raw), Some(Sex::Male), "{raw:?}");
         }
         for raw in [

@@ -27,9 +27,7 @@ const TONES: [char; 5] = ['\u{0300}', '\u{0301}', '\u{0303}', '\u{0309}', '\u{03
 /// Invisible characters that copy-paste leaves inside names: zero-width space, non-joiner,
 /// joiner, word joiner, BOM, soft hyphen. They are not white space to Unicode, so they are
 /// dropped rather than collapsed.
-const INVISIBLE: [char; 6] = [
-    '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{00AD}',
-];
+const INVISIBLE: [char; 6] = ['\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{00AD}'];
 
 /// Whether a typed full name matches the registry's (SPEC §5 "Names").
 ///
@@ -42,9 +40,10 @@ pub fn names_match(typed: &str, registry: &str) -> bool {
     let typed = words(typed);
     let registry = words(registry);
     typed.len() == registry.len()
-        && typed.iter().zip(&registry).all(|(t, r)| {
-            t.len() == r.len() && t.iter().zip(r).all(|(tl, rl)| tl.may_be_typed_for(rl))
-        })
+        && typed
+            .iter()
+            .zip(&registry)
+            .all(|(t, r)| t.len() == r.len() && t.iter().zip(r).all(|(tl, rl)| tl.may_be_typed_for(rl)))
 }
 
 /// The canonical comparison key of a name, for grouping and deduplication: NFC, lowercase,
@@ -131,23 +130,14 @@ fn letters(word: &str) -> Vec<Letter> {
             match letters.last_mut() {
                 Some(letter) => letter.marks.push(c),
                 // A mark with nothing before it is kept as a letter of its own.
-                None => letters.push(Letter {
-                    base: c,
-                    marks: Vec::new(),
-                }),
+                None => letters.push(Letter { base: c, marks: Vec::new() }),
             }
         } else {
             letters.push(match c {
                 // ð (U+00F0, the lowercase of Icelandic Ð U+00D0) is typed for đ by some
                 // keyboards and fonts; it is never a letter of a Vietnamese name.
-                'đ' | 'ð' => Letter {
-                    base: 'd',
-                    marks: vec![STROKE],
-                },
-                _ => Letter {
-                    base: c,
-                    marks: Vec::new(),
-                },
+                'đ' | 'ð' => Letter { base: 'd', marks: vec![STROKE] },
+                _ => Letter { base: c, marks: Vec::new() },
             });
         }
     }
@@ -173,10 +163,7 @@ fn canonicalise_tone_placement(word: &mut [Letter]) {
         [first, second] => (None, first, second),
         _ => return,
     };
-    let rhyme = matches!(
-        (first.base, second.base),
-        ('o', 'a') | ('o', 'e') | ('u', 'y')
-    );
+    let rhyme = matches!((first.base, second.base), ('o', 'a') | ('o', 'e') | ('u', 'y'));
     let free_onset = before.is_none_or(|b| !b.is_vowel() && b.base != 'q');
     if !rhyme || !free_onset || first.has_modifier() || second.has_modifier() {
         return;
@@ -239,10 +226,7 @@ mod tests {
     #[test]
     fn nbsp_and_double_spaces_match() {
         assert!(names_match("Nguyễn\u{a0}Văn  An", "Nguyễn Văn An"));
-        assert!(names_match(
-            "  Nguyễn\tVăn\u{a0}\u{a0}An \u{a0}",
-            "Nguyễn Văn An"
-        ));
+        assert!(names_match("  Nguyễn\tVăn\u{a0}\u{a0}An \u{a0}", "Nguyễn Văn An"));
         assert!(names_match("Nguyễn Văn An", "Nguyễn\u{202f}Văn\u{3000}An"));
         assert!(names_match("Nguy\u{200b}ễn Văn An", "Nguyễn Văn An"));
     }

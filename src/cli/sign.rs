@@ -1,0 +1,301 @@
+//! `vaxpass sign`: a health station's batch signing (SPEC §4–§6).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+use time::OffsetDateTime;
+
+use crate::gate::{
+    self, BatchSink, DerivationKey, DoseReader, GateError, Registry, Rejection, SignedPassport, SigningFacility,
+    Summary,
+};
+use crate::pki::{self, SignerKey, SigningKey, parse_certificates};
+use crate::render::{QrFormat, render_qr};
+use crate::store::{self, BatchRecord, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Qr {
+    Png,
+    Svg,
+    None,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "Example (the development facility 01001):\n  \
+    vaxpass gen --persons 1000 --out data\n  \
+    vaxpass sign --key keys-example/facility-01001/key.pem --cert keys-example/facility-01001/cert.pem \\\n    \
+    --input data/doses.csv --registry data/registry.csv --out signed\n\n\
+    Writes DIR/passports.jsonl, DIR/rejected.csv and DIR/summary.json. Every input row ends in exactly one of\n\
+    the first two. Interrupted? Run the same command again: passports already signed (kept in --db) are\n\
+    reused, never signed twice.")]
+pub(super) struct SignArgs {
+    /// The facility's private key (PKCS#8 PEM, ECDSA P-256).
+    #[arg(long, value_name = "K")]
+    key: PathBuf,
+    /// The facility's DSC (PEM or DER); must match the key and be valid now.
+    #[arg(long, value_name = "C")]
+    cert: PathBuf,
+    /// chain.pem (the DSC followed by its CA); checked to start with --cert.
+    #[arg(long, value_name = "FILE")]
+    chain: Option<PathBuf>,
+    /// doses.csv exported by the vaccination platform (SPEC §4).
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// registry.csv, the population registry extract; without it only offline checks run.
+    #[arg(long, value_name = "FILE")]
+    registry: Option<PathBuf>,
+    /// Output directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Database: sqlite://FILE or postgres://USER@HOST/DB.
+    #[arg(long, value_name = "URL", default_value = store::DEFAULT_DB_URL, env = "VAXPASS_DB")]
+    db: String,
+    /// The deployment secret deriving UVCIs, claim codes and identity hashes; created
+    /// (32 random bytes, mode 0600) if missing. Keep it with the database.
+    #[arg(long, value_name = "FILE", default_value = "vaxpass.secret", env = "VAXPASS_SECRET")]
+    secret: PathBuf,
+    /// Also write a QR image per passport into DIR/qr/ (slower: ~1–8 ms per image).
+    #[arg(long, value_enum, default_value_t = Qr::None)]
+    qr: Qr,
+    /// Leave the earlier doses out of the passport (claim −65537).
+    #[arg(long)]
+    no_history: bool,
+    /// Signing threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Print the summary as one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Loads the deployment secret, creating it (0600) on first use.
+fn load_secret(path: &Path) -> anyhow::Result<DerivationKey> {
+    if !path.exists() {
+        let mut bytes = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| anyhow::anyhow!("no system randomness to create {}", path.display()))?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        pki::write_new_file(path, format!("{hex}\n").as_bytes(), true)?;
+        eprintln!("created the deployment secret {}", path.display());
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = text.trim();
+    if text.len() < 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("{}: not a secret of at least 64 hex digits", path.display());
+    }
+    Ok(DerivationKey::new(text.as_bytes()))
+}
+
+fn load_facility(args: &SignArgs, now: OffsetDateTime) -> anyhow::Result<SigningFacility> {
+    let key = SigningKey::load(&args.key)?;
+    let cert_bytes = pki::read_file(&args.cert)?;
+    let cert = parse_certificates(&cert_bytes, true)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.cert.display()))?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{}: no certificate", args.cert.display()))?;
+    if cert.key != SignerKey::EcP256(key.public_point().to_vec()) {
+        bail!("{}: does not match the certificate {}", args.key.display(), args.cert.display());
+    }
+    let facility_code = cert.facility_code.clone().with_context(|| {
+        format!("{}: not a facility DSC (no serialNumber=PPNNN facility code)", args.cert.display())
+    })?;
+    pki::check_validity(&cert, now.unix_timestamp()).map_err(|e| anyhow::anyhow!("{}: {e}", args.cert.display()))?;
+    if let Some(chain) = &args.chain {
+        let certs = parse_certificates(&pki::read_file(chain)?, true)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", chain.display()))?;
+        if certs.first().map(|c| c.der()) != Some(cert.der()) {
+            bail!("{}: does not start with the certificate {}", chain.display(), args.cert.display());
+        }
+    }
+    Ok(SigningFacility {
+        key,
+        cert,
+        facility_code,
+        secret: load_secret(&args.secret)?,
+        issuer: "Ministry of Health Viet Nam".into(),
+        include_history: !args.no_history,
+        now,
+    })
+}
+
+/// Batch id: the signing facility and the input file's identity, so that re-running the
+/// same command continues the same batch.
+fn batch_id(facility_code: &str, input: &Path) -> String {
+    let meta = std::fs::metadata(input).ok();
+    let key = format!(
+        "{facility_code}|{}|{}",
+        std::fs::canonicalize(input).unwrap_or_else(|_| input.to_owned()).display(),
+        meta.map_or(0, |m| m.len())
+    );
+    let d = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    d.as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+struct FileSink {
+    rejected: csv::Writer<BufWriter<File>>,
+    passports: BufWriter<File>,
+    store: Box<dyn Store>,
+    qr: Option<(QrFormat, PathBuf)>,
+    batch: BatchRecord,
+    now: i64,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+fn sink_error(e: impl std::fmt::Display) -> GateError {
+    GateError::Sink(e.to_string())
+}
+
+impl BatchSink for FileSink {
+    fn rejected(&mut self, r: &Rejection) -> Result<(), GateError> {
+        self.rejected
+            .write_record([r.record_id.as_str(), r.reason.as_str(), &r.detail, &r.suggestion])
+            .map_err(sink_error)
+    }
+
+    fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError> {
+        self.store.hc1_by_uvci(uvcis).map_err(sink_error)
+    }
+
+    fn signed(&mut self, passports: &[SignedPassport], fresh: &[bool]) -> Result<(), GateError> {
+        // The database first: once a passport is committed, a killed run reuses it.
+        let new: Vec<&SignedPassport> = passports.iter().zip(fresh).filter(|(_, f)| **f).map(|(p, _)| p).collect();
+        self.store
+            .insert_passports(&self.batch.batch_id, &self.batch.facility_code, self.now, &new)
+            .map_err(sink_error)?;
+        for p in passports {
+            serde_json::to_writer(&mut self.passports, p).map_err(sink_error)?;
+            self.passports.write_all(b"\n").map_err(sink_error)?;
+            if let Some((format, dir)) = &self.qr {
+                let ext = if *format == QrFormat::Png { "png" } else { "svg" };
+                let name: String = p.uvci.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+                let bytes = render_qr(&p.hc1, *format).map_err(sink_error)?;
+                std::fs::write(dir.join(format!("{name}.{ext}")), bytes).map_err(sink_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, done: u64, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+        self.batch.persons_done = done;
+        self.batch.persons_total = total;
+        // Progress is advisory; a failure here must not stop signing.
+        let _ = self.store.save_batch(&self.batch, self.now);
+    }
+}
+
+fn tmp(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.partial"))
+}
+
+pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
+    let now = OffsetDateTime::now_utc();
+    let facility = load_facility(&args, now)?;
+    if let Some(jobs) = args.jobs {
+        if jobs == 0 {
+            bail!("--jobs must be at least 1");
+        }
+        // Only fails if a pool was already built, which a CLI run never does.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs).build_global();
+    }
+    let registry = match &args.registry {
+        Some(p) => Some(Registry::load(
+            File::open(p).with_context(|| format!("{}: cannot open", p.display()))?,
+            &p.display().to_string(),
+        )?),
+        None => None,
+    };
+    let input = File::open(&args.input).with_context(|| format!("{}: cannot open", args.input.display()))?;
+    let reader = DoseReader::new(std::io::BufReader::with_capacity(1 << 20, input), &args.input.display().to_string())?;
+
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create", args.out.display()))?;
+    let qr = match args.qr {
+        Qr::None => None,
+        Qr::Png | Qr::Svg => {
+            let dir = args.out.join("qr");
+            std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+            Some((if args.qr == Qr::Png { QrFormat::Png } else { QrFormat::Svg }, dir))
+        }
+    };
+    let create = |name: &str| -> anyhow::Result<BufWriter<File>> {
+        let p = tmp(&args.out, name);
+        Ok(BufWriter::with_capacity(
+            1 << 20,
+            File::create(&p).with_context(|| format!("{}: cannot create", p.display()))?,
+        ))
+    };
+    let mut rejected = csv::Writer::from_writer(create("rejected.csv")?);
+    rejected.write_record(["record_id", "reason", "detail", "suggestion"])?;
+    let batch = BatchRecord {
+        batch_id: batch_id(&facility.facility_code, &args.input),
+        facility_code: facility.facility_code.clone(),
+        status: "running".into(),
+        persons_total: 0,
+        persons_done: 0,
+        summary: None,
+    };
+    let mut sink = FileSink {
+        rejected,
+        passports: create("passports.jsonl")?,
+        store: store::open(&args.db).with_context(|| format!("opening the database {}", args.db))?,
+        qr,
+        batch,
+        now: now.unix_timestamp(),
+        bar: std::io::stderr().is_terminal().then(|| indicatif::ProgressBar::new(0)),
+    };
+    let summary = gate::run(reader, registry.as_ref(), &facility, &mut sink)?;
+    if let Some(bar) = &sink.bar {
+        bar.finish_and_clear();
+    }
+
+    let summary_json = serde_json::to_string_pretty(&summary)?;
+    sink.rejected.flush()?;
+    sink.passports.flush()?;
+    drop(sink.rejected);
+    drop(sink.passports);
+    std::fs::write(tmp(&args.out, "summary.json"), format!("{summary_json}\n"))?;
+    // Rename last, summary last of all: complete outputs appear together or not at all.
+    for name in ["passports.jsonl", "rejected.csv", "summary.json"] {
+        std::fs::rename(tmp(&args.out, name), args.out.join(name))
+            .with_context(|| format!("{}: cannot write", args.out.join(name).display()))?;
+    }
+    sink.batch.status = "done".into();
+    sink.batch.summary = Some(summary_json.clone());
+    sink.store.save_batch(&sink.batch, now.unix_timestamp())?;
+
+    if args.json {
+        super::write_stdout(format!("{}\n", serde_json::to_string(&summary)?).as_bytes())?;
+    } else {
+        super::write_stdout(human(&summary, &args.out).as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human(s: &Summary, out: &Path) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{} rows: {} signed into {} passports, {} rejected",
+        s.input_rows, s.signed_rows, s.passports, s.rejected_rows
+    );
+    if s.reused > 0 {
+        let _ = writeln!(t, "  ({} passports were already signed by an earlier run and reused)", s.reused);
+    }
+    let mut reasons: Vec<(&String, &u64)> = s.by_reason.iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (code, n) in reasons {
+        let _ = writeln!(t, "  {n:>9}  {code}");
+    }
+    let _ = writeln!(t, "outputs in {}", out.display());
+    t
+}

@@ -1,0 +1,307 @@
+//! Running a batch: read and check every row, group persons, then sign their passports in
+//! parallel, reusing passports the sink already has (a resumed or repeated run re-signs
+//! nothing, so it ends with the same passports).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
+use rayon::prelude::*;
+use ring::hmac;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::checks::{PersonKey, RowIdentity, check_row};
+use super::registry::Registry;
+use super::rows::DoseReader;
+use super::series::{DoseSeries, group};
+use super::{GateError, Rejection};
+use crate::passport::{self, Algorithm, PassportContent, Person, Uvci, number_doses};
+use crate::pki::{Certificate, SignError, SigningKey};
+
+/// Default passport lifetime: 365 days (SPEC §3; Decision 5772: valid 12 months).
+pub const PASSPORT_LIFETIME_SECS: i64 = 365 * 86_400;
+
+/// Persons signed per round trip to the sink: big enough that the database sees few
+/// transactions, small enough that a killed run loses little work.
+const CHUNK: usize = 4096;
+
+/// Alphabet of claim codes: no 0/O, 1/I/L, so they can be read out over the phone.
+const CLAIM_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+/// Claim code length: 31^10 ≈ 8·10^14 combinations, with lookups rate-limited.
+const CLAIM_LEN: usize = 10;
+
+/// The deployment secret that derives UVCIs, claim codes and identity-number hashes. Keyed
+/// hashing makes UVCIs stable across re-runs (idempotence) while revealing nothing about the
+/// person, and makes stored identity hashes useless without the key.
+pub struct DerivationKey(hmac::Key);
+
+impl std::fmt::Debug for DerivationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DerivationKey(..)")
+    }
+}
+
+impl DerivationKey {
+    /// From secret bytes (at least 32 of them).
+    pub fn new(secret: &[u8]) -> DerivationKey {
+        DerivationKey(hmac::Key::new(hmac::HMAC_SHA256, secret))
+    }
+
+    fn tag(&self, domain: &str, parts: &[&[u8]]) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        ctx.update(domain.as_bytes());
+        for p in parts {
+            // Length-prefixed, so that ("ab","c") and ("a","bc") differ.
+            ctx.update(&(p.len() as u64).to_be_bytes());
+            ctx.update(p);
+        }
+        ctx.sign()
+    }
+
+    /// Keyed hash of an identity number, as stored (SPEC §7: never in clear).
+    pub fn id_hash(&self, id_number: &str) -> Vec<u8> {
+        self.tag("vaxpass/id-number/v1", &[id_number.as_bytes()]).as_ref().to_vec()
+    }
+
+    /// The claim code of a passport: derived, so a resumed run prints the same one.
+    pub fn claim_code(&self, uvci: &str) -> String {
+        let tag = self.tag("vaxpass/claim-code/v1", &[uvci.as_bytes()]);
+        tag.as_ref()
+            .iter()
+            .take(CLAIM_LEN)
+            .map(|b| char::from(CLAIM_ALPHABET[usize::from(*b) % CLAIM_ALPHABET.len()]))
+            .collect()
+    }
+
+    /// Hash of a claim code, as stored.
+    pub fn claim_hash(&self, claim_code: &str) -> Vec<u8> {
+        self.tag("vaxpass/claim-hash/v1", &[claim_code.as_bytes()]).as_ref().to_vec()
+    }
+
+    fn uvci_opaque(&self, person: &str, doses: &[passport::Dose]) -> String {
+        let mut parts: Vec<Vec<u8>> = vec![person.as_bytes().to_vec()];
+        for d in doses {
+            parts.push(format!("{}|{}", d.date, d.vaccine.mp).into_bytes());
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        passport::uvci::opaque_from_digest(self.tag("vaxpass/uvci/v1", &refs).as_ref())
+    }
+}
+
+/// The signing facility: its key, DSC and code, loaded and checked once.
+pub struct SigningFacility {
+    /// The facility's key.
+    pub key: SigningKey,
+    /// Its DSC.
+    pub cert: Certificate,
+    /// Its facility code (from the DSC).
+    pub facility_code: String,
+    /// The derivation key.
+    pub secret: DerivationKey,
+    /// `is` of every passport.
+    pub issuer: String,
+    /// Whether to write the dose history claim.
+    pub include_history: bool,
+    /// The signing time (`iat`).
+    pub now: OffsetDateTime,
+}
+
+impl std::fmt::Debug for SigningFacility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningFacility {{ facility_code: {:?} }}", self.facility_code)
+    }
+}
+
+/// A signed passport as `passports.jsonl` lists it (SPEC §6), plus the keyed hashes the
+/// store keeps (not serialised).
+#[derive(Clone, Serialize)]
+pub struct SignedPassport {
+    /// `ci`.
+    pub uvci: String,
+    /// The registry's 12-digit number (or the foreigner's passport number).
+    pub id_number: String,
+    /// The rows it was signed from.
+    pub record_ids: Vec<String>,
+    /// The QR text.
+    pub hc1: String,
+    /// kid, base64.
+    pub kid: String,
+    /// The one-time code the facility gives the person.
+    pub claim_code: String,
+    /// Keyed hash of `id_number`.
+    #[serde(skip)]
+    pub id_hash: Vec<u8>,
+    /// Hash of `claim_code`.
+    #[serde(skip)]
+    pub claim_hash: Vec<u8>,
+}
+
+impl std::fmt::Debug for SignedPassport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SignedPassport {{ uvci: {:?}, .. }}", self.uvci)
+    }
+}
+
+/// Where a batch's results go.
+pub trait BatchSink {
+    /// A rejected row.
+    fn rejected(&mut self, rejection: &Rejection) -> Result<(), GateError>;
+    /// The QR texts (`hc1`) already signed under these UVCIs, by an earlier or interrupted
+    /// run: reused as they are, so the run ends with the same passports.
+    fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError>;
+    /// Passports of one chunk, in a stable order; `fresh[i]` says whether `passports[i]` was
+    /// signed just now (and must be recorded) or reused.
+    fn signed(&mut self, passports: &[SignedPassport], fresh: &[bool]) -> Result<(), GateError>;
+    /// Progress after each chunk: persons done of total.
+    fn progress(&mut self, _done: u64, _total: u64) {}
+}
+
+/// The counts of `summary.json` (SPEC §6).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    /// Rows read.
+    pub input_rows: u64,
+    /// Rows that went into a passport.
+    pub signed_rows: u64,
+    /// Rows rejected.
+    pub rejected_rows: u64,
+    /// Passports (persons).
+    pub passports: u64,
+    /// Rejected rows by reason code.
+    pub by_reason: BTreeMap<String, u64>,
+    /// Passports reused from an earlier run rather than signed now.
+    #[serde(skip)]
+    pub reused: u64,
+}
+
+/// Runs a batch over `doses`, checking against `registry` when given.
+pub fn run<R: Read>(
+    mut doses: DoseReader<R>,
+    registry: Option<&Registry>,
+    facility: &SigningFacility,
+    sink: &mut dyn BatchSink,
+) -> Result<Summary, GateError> {
+    let today = facility.now.date();
+    let mut summary = Summary::default();
+    let mut accepted = Vec::new();
+    let mut identities: HashMap<PersonKey, RowIdentity> = HashMap::new();
+    let reject = |summary: &mut Summary, r: &Rejection, sink: &mut dyn BatchSink| -> Result<(), GateError> {
+        summary.rejected_rows += 1;
+        *summary.by_reason.entry(r.reason.as_str().to_owned()).or_default() += 1;
+        sink.rejected(r)
+    };
+    while let Some(row) = doses.next_row()? {
+        let order = summary.input_rows;
+        summary.input_rows += 1;
+        let checked = row.and_then(|row| check_row(&row, order, registry, today));
+        match checked {
+            Ok((acc, identity)) => {
+                if let Some(identity) = identity {
+                    identities.entry(acc.person.clone()).or_insert(identity);
+                }
+                accepted.push(acc);
+            }
+            Err(r) => reject(&mut summary, &r, sink)?,
+        }
+    }
+    let (persons, late_rejections) = group(accepted);
+    for r in &late_rejections {
+        reject(&mut summary, r, sink)?;
+    }
+
+    let total = persons.len() as u64;
+    for (i, chunk) in persons.chunks(CHUNK).enumerate() {
+        let plans: Vec<Plan> = chunk.iter().filter_map(|s| plan(s, registry, &identities, facility)).collect();
+        let uvcis: Vec<&str> = plans.iter().map(|p| p.content.uvci.as_str()).collect();
+        let existing = sink.already_signed(&uvcis)?;
+        let results: Vec<Result<(SignedPassport, bool), SignError>> = plans
+            .par_iter()
+            .map(|p| match existing.get(p.content.uvci.as_str()) {
+                Some(hc1) => Ok((finish(p, facility, hc1.clone()), false)),
+                None => sign_one(p, facility).map(|s| (s, true)),
+            })
+            .collect();
+        let mut passports = Vec::with_capacity(results.len());
+        let mut fresh = Vec::with_capacity(results.len());
+        for r in results {
+            let (p, f) = r?;
+            summary.signed_rows += p.record_ids.len() as u64;
+            summary.reused += u64::from(!f);
+            passports.push(p);
+            fresh.push(f);
+        }
+        summary.passports += passports.len() as u64;
+        sink.signed(&passports, &fresh)?;
+        sink.progress(((i * CHUNK) + chunk.len()) as u64, total);
+    }
+    Ok(summary)
+}
+
+/// What one passport will say, before signing.
+struct Plan {
+    content: PassportContent,
+    id_number: String,
+    record_ids: Vec<String>,
+}
+
+fn plan(
+    s: &DoseSeries,
+    registry: Option<&Registry>,
+    identities: &HashMap<PersonKey, RowIdentity>,
+    facility: &SigningFacility,
+) -> Option<Plan> {
+    let (person, id_number, key_text) = match &s.person {
+        PersonKey::Registry(i) => {
+            let p = registry?.person(*i)?;
+            (Person { full_name: p.full_name.clone(), dob: p.dob.to_iso() }, p.id_number.clone(), p.id_number.clone())
+        }
+        key @ (PersonKey::Foreign(..) | PersonKey::Offline(_)) => {
+            let ident = identities.get(key)?;
+            let key_text = match key {
+                PersonKey::Foreign(nat, no) => format!("F:{nat}:{no}"),
+                _ => ident.id_number.clone(),
+            };
+            (ident.person.clone(), ident.id_number.clone(), key_text)
+        }
+    };
+    let opaque = facility.secret.uvci_opaque(&key_text, &s.doses);
+    let uvci = Uvci::new(&facility.facility_code, &opaque).ok()?;
+    let iat = facility.now.unix_timestamp();
+    let not_after = facility.cert.validity.map_or(i64::MAX, |v| v.1);
+    Some(Plan {
+        content: PassportContent {
+            person,
+            doses: number_doses(&s.doses),
+            issuer: facility.issuer.clone(),
+            uvci,
+            issued_at: iat,
+            // Never past the DSC's notAfter (SPEC §3).
+            expires_at: (iat + PASSPORT_LIFETIME_SECS).min(not_after),
+            include_history: facility.include_history,
+        },
+        id_number,
+        record_ids: s.record_ids.clone(),
+    })
+}
+
+fn sign_one(p: &Plan, facility: &SigningFacility) -> Result<SignedPassport, SignError> {
+    let kid = facility.cert.kid;
+    let hc1 = passport::sign(&p.content, Algorithm::Es256, &kid.0, |m| facility.key.sign(m))?.unwrap_or_default();
+    Ok(finish(p, facility, hc1))
+}
+
+fn finish(p: &Plan, facility: &SigningFacility, hc1: String) -> SignedPassport {
+    let kid = facility.cert.kid;
+    let uvci = p.content.uvci.as_str().to_owned();
+    let claim_code = facility.secret.claim_code(&uvci);
+    SignedPassport {
+        id_hash: facility.secret.id_hash(&p.id_number),
+        claim_hash: facility.secret.claim_hash(&claim_code),
+        uvci,
+        id_number: p.id_number.clone(),
+        record_ids: p.record_ids.clone(),
+        hc1,
+        kid: kid.to_base64(),
+        claim_code,
+    }
+}

@@ -1,0 +1,129 @@
+//! The signing gate (SPEC §4–§5): `doses.csv` and `registry.csv` rows → checks in SPEC order →
+//! persons and their dose series → signed passports, pushed into a [`BatchSink`]. Every input
+//! row ends in exactly one place: a passport or one [`Rejection`].
+//!
+//! The gate knows nothing of HTTP, SQL or output file formats: the CLI's sink writes files
+//! and the store, the service's sink (later) the store alone.
+
+mod batch;
+mod checks;
+pub mod dates;
+pub mod identity;
+pub mod names;
+mod registry;
+mod rows;
+mod series;
+
+pub use batch::{BatchSink, DerivationKey, SignedPassport, SigningFacility, Summary, run};
+pub use checks::{PROGRAMME_START, PersonKey};
+pub use registry::{Registry, RegistryPerson};
+pub use rows::{DoseReader, DoseRow};
+pub use series::MIN_DOSE_INTERVAL_DAYS;
+
+use serde::Serialize;
+
+/// Why a row was not signed: the codes of SPEC §5, in the order the checks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RejectReason {
+    /// The row cannot be parsed.
+    BadRow,
+    /// No identity number.
+    IdMissing,
+    /// Not a CCCD, CMND or passport number, even after repairs.
+    IdBadFormat,
+    /// A CCCD whose province, century/sex or year digits disagree with the row.
+    IdInconsistent,
+    /// The registry has no such person.
+    NotInRegistry,
+    /// The registry person's name differs.
+    NameMismatch,
+    /// The registry person's date of birth differs.
+    DobMismatch,
+    /// The registry person's sex differs.
+    SexMismatch,
+    /// Not one of the licensed products.
+    UnknownVaccine,
+    /// An impossible vaccination date.
+    BadDate,
+    /// A repeat of an accepted dose.
+    DuplicateDose,
+    /// Less than 14 days after the previous accepted dose.
+    DoseSequence,
+}
+
+impl RejectReason {
+    /// The code as SPEC §5 spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::BadRow => "BAD_ROW",
+            RejectReason::IdMissing => "ID_MISSING",
+            RejectReason::IdBadFormat => "ID_BAD_FORMAT",
+            RejectReason::IdInconsistent => "ID_INCONSISTENT",
+            RejectReason::NotInRegistry => "NOT_IN_REGISTRY",
+            RejectReason::NameMismatch => "NAME_MISMATCH",
+            RejectReason::DobMismatch => "DOB_MISMATCH",
+            RejectReason::SexMismatch => "SEX_MISMATCH",
+            RejectReason::UnknownVaccine => "UNKNOWN_VACCINE",
+            RejectReason::BadDate => "BAD_DATE",
+            RejectReason::DuplicateDose => "DUPLICATE_DOSE",
+            RejectReason::DoseSequence => "DOSE_SEQUENCE",
+        }
+    }
+}
+
+/// One `rejected.csv` row: which record, why, and for mismatches the registry's value for
+/// the commune team to confirm.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// `record_id`, or `line:<N>` when it could not be read.
+    pub record_id: String,
+    /// The reason code.
+    pub reason: RejectReason,
+    /// What exactly, without personal data.
+    pub detail: String,
+    /// The registry's value (name, birth date or sex) for mismatches; empty otherwise.
+    pub suggestion: String,
+}
+
+impl std::fmt::Debug for Rejection {
+    // The suggestion is personal data (a registry name or birth date).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Rejection {{ record_id: {:?}, reason: {:?}, detail: {:?} }}",
+            self.record_id, self.reason, self.detail
+        )
+    }
+}
+
+/// What stops a batch (as opposed to rejecting a row).
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// An input file is unusable as a whole; names the file.
+    #[error("{file}: {problem}")]
+    Input {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Reading failed.
+    #[error("read error: {0}")]
+    Io(String),
+    /// The sink (output files, database) failed.
+    #[error("{0}")]
+    Sink(String),
+    /// Signing failed.
+    #[error(transparent)]
+    Sign(#[from] crate::pki::SignError),
+}
+
+impl GateError {
+    pub(crate) fn input(file: &str, problem: impl Into<String>) -> GateError {
+        GateError::Input { file: file.to_owned(), problem: problem.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests;

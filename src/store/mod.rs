@@ -1,0 +1,84 @@
+//! Storage: passports (UVCI unique), keyed hashes of identity numbers and claim codes, the
+//! audit log of what each facility key signed, and batch progress. One schema
+//! (`schema.sql`) and one behaviour on SQLite (the embedded default) and PostgreSQL (several
+//! service instances sharing one database). It stores what it is given: no business rules.
+
+mod postgres;
+mod sqlite;
+
+use std::collections::HashMap;
+
+use crate::gate::SignedPassport;
+
+/// The schema, applied idempotently when a store opens.
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// Default database when `--db` is omitted: `vaxpass.db` in the working directory (SPEC §7).
+pub const DEFAULT_DB_URL: &str = "sqlite://vaxpass.db";
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL is neither `sqlite://FILE` nor `postgres://…`.
+    #[error("database URL {0:?} is neither sqlite://FILE nor postgres://…")]
+    Url(String),
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("postgres: {0}")]
+    Postgres(#[from] ::postgres::Error),
+}
+
+/// Progress of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRecord {
+    /// Derived from the input and the signing facility.
+    pub batch_id: String,
+    /// The signing facility.
+    pub facility_code: String,
+    /// `running` or `done`.
+    pub status: String,
+    /// Persons to sign.
+    pub persons_total: u64,
+    /// Persons signed so far.
+    pub persons_done: u64,
+    /// `summary.json`, once done.
+    pub summary: Option<String>,
+}
+
+/// The operations vaxpass needs of a database.
+pub trait Store: Send {
+    /// `hc1` of the passports already stored under these UVCIs.
+    fn hc1_by_uvci(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, StoreError>;
+    /// Inserts newly signed passports with their audit entries, in one transaction; a UVCI
+    /// already present is left as it is.
+    fn insert_passports(
+        &mut self,
+        batch_id: &str,
+        facility_code: &str,
+        at: i64,
+        passports: &[&SignedPassport],
+    ) -> Result<(), StoreError>;
+    /// Creates or updates a batch's progress.
+    fn save_batch(&mut self, batch: &BatchRecord, at: i64) -> Result<(), StoreError>;
+    /// A batch's progress.
+    fn batch(&mut self, batch_id: &str) -> Result<Option<BatchRecord>, StoreError>;
+    /// How many passports are stored (for tests and operators).
+    fn passport_count(&mut self) -> Result<u64, StoreError>;
+}
+
+/// Opens the store a URL names, creating the schema if needed.
+pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Box::new(sqlite::SqliteStore::open(path)?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Box::new(postgres::PostgresStore::open(url)?))
+    } else {
+        Err(StoreError::Url(url.to_owned()))
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

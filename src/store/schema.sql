@@ -1,0 +1,34 @@
+-- One schema for SQLite and PostgreSQL (types both accept; SQLite stores BYTEA values as blobs).
+-- Identity numbers and claim codes are only ever stored as keyed hashes (SPEC §7).
+CREATE TABLE IF NOT EXISTS passports (
+    uvci          TEXT PRIMARY KEY,
+    id_hash       BYTEA NOT NULL,
+    claim_hash    BYTEA NOT NULL,
+    facility_code TEXT NOT NULL,
+    kid           TEXT NOT NULL,
+    hc1           TEXT NOT NULL,
+    batch_id      TEXT NOT NULL,
+    signed_at     BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passports_by_id_hash ON passports (id_hash);
+
+-- What each facility key signed and when.
+CREATE TABLE IF NOT EXISTS audit_log (
+    at            BIGINT NOT NULL,
+    facility_code TEXT NOT NULL,
+    kid           TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    uvci          TEXT NOT NULL,
+    batch_id      TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id      TEXT PRIMARY KEY,
+    facility_code TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    persons_total BIGINT NOT NULL,
+    persons_done  BIGINT NOT NULL,
+    summary       TEXT,
+    started_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL
+);

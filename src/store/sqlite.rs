@@ -1,0 +1,102 @@
+//! The embedded SQLite store (rusqlite, bundled).
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use super::{BatchRecord, SCHEMA, Store, StoreError, to_i64};
+use crate::gate::SignedPassport;
+
+pub(super) struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    pub(super) fn open(path: &str) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path)?;
+        // WAL: readers (the service) do not block the batch writer; NORMAL sync is durable
+        // across process kills, which is what resumption needs.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStore { conn })
+    }
+}
+
+impl Store for SqliteStore {
+    fn hc1_by_uvci(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+        let mut out = HashMap::new();
+        let mut stmt = self.conn.prepare_cached("SELECT hc1 FROM passports WHERE uvci = ?1")?;
+        for u in uvcis {
+            if let Some(hc1) = stmt.query_row([u], |r| r.get::<_, String>(0)).optional()? {
+                out.insert((*u).to_owned(), hc1);
+            }
+        }
+        Ok(out)
+    }
+
+    fn insert_passports(
+        &mut self,
+        batch_id: &str,
+        facility_code: &str,
+        at: i64,
+        passports: &[&SignedPassport],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO passports (uvci, id_hash, claim_hash, facility_code, kid, hc1, batch_id, signed_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (uvci) DO NOTHING",
+            )?;
+            let mut audit = tx.prepare_cached(
+                "INSERT INTO audit_log (at, facility_code, kid, action, uvci, batch_id) VALUES (?1, ?2, ?3, 'sign', ?4, ?5)",
+            )?;
+            for p in passports {
+                let n =
+                    ins.execute(params![p.uvci, p.id_hash, p.claim_hash, facility_code, p.kid, p.hc1, batch_id, at])?;
+                if n == 1 {
+                    audit.execute(params![at, facility_code, p.kid, p.uvci, batch_id])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn save_batch(&mut self, b: &BatchRecord, at: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO batches (batch_id, facility_code, status, persons_total, persons_done, summary, started_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (batch_id) DO UPDATE SET status = excluded.status, \
+             persons_total = excluded.persons_total, persons_done = excluded.persons_done, summary = excluded.summary, \
+             updated_at = excluded.updated_at",
+            params![b.batch_id, b.facility_code, b.status, to_i64(b.persons_total), to_i64(b.persons_done), b.summary, at],
+        )?;
+        Ok(())
+    }
+
+    fn batch(&mut self, batch_id: &str) -> Result<Option<BatchRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT batch_id, facility_code, status, persons_total, persons_done, summary FROM batches WHERE batch_id = ?1",
+                [batch_id],
+                |r| {
+                    Ok(BatchRecord {
+                        batch_id: r.get(0)?,
+                        facility_code: r.get(1)?,
+                        status: r.get(2)?,
+                        persons_total: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                        persons_done: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                        summary: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn passport_count(&mut self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM passports", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
