@@ -1,1 +1,303 @@
+//! The SPEC §5 rules, one test each, through `check_row` and `run`.
 
+use std::collections::HashMap;
+use std::path::Path;
+
+use time::macros::{date, datetime};
+
+use super::*;
+use crate::pki::{Certificate, SigningKey};
+
+const REGISTRY: &str = "id_number,old_id,full_name,dob,sex
+001090000123,012345678,Nguyễn Văn An,1990-05-02,M
+001185000456,,Trần Thị Bình,1985,F
+001160000789,012345678,Phạm Văn Cường,1960-03,M
+079215001234,,Lê Hoàng Minh,2015-07-01,M
+001301000111,,Hoà Thị Thuỷ,2001-11-30,F
+001321000222,,Đỗ Gia Hân,2021-06-01,F
+";
+
+const HEADER: &str =
+    "record_id,facility_code,id_number,full_name,dob,sex,nationality,phone,vaccine,lot,dose_number,vaccination_date\n";
+
+fn registry() -> Registry {
+    Registry::load(REGISTRY.as_bytes(), "registry.csv").unwrap()
+}
+
+/// Checks one row (given after the header) against the registry at 2022-06-01.
+fn check(line: &str) -> Result<checks::AcceptedRow, Rejection> {
+    let text = format!("{HEADER}{line}\n");
+    let mut reader = DoseReader::new(text.as_bytes(), "doses.csv").unwrap();
+    let row = reader.next_row().unwrap().unwrap()?;
+    checks::check_row(&row, 0, Some(&registry()), date!(2022 - 06 - 01)).map(|(a, _)| a)
+}
+
+#[track_caller]
+fn assert_rejected(line: &str, reason: RejectReason, suggestion: &str) {
+    let r = check(line).unwrap_err();
+    assert_eq!((r.reason, r.suggestion.as_str()), (reason, suggestion), "{}", r.detail);
+}
+
+#[track_caller]
+fn assert_accepted(line: &str) -> checks::AcceptedRow {
+    match check(line) {
+        Ok(a) => a,
+        Err(r) => panic!("rejected: {r:?}"),
+    }
+}
+
+#[test]
+fn exact_row_is_accepted() {
+    let a = assert_accepted("R,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,Pfizer,,,2021-08-01");
+    assert_eq!(a.person, PersonKey::Registry(0));
+}
+
+#[test]
+fn missing_diacritics_caps_and_spacing_match() {
+    assert_accepted("R,01001,001090000123,NGUYEN  VAN AN,2/5/1990,nam,,,Pfizer,,,2021-08-01");
+    assert_accepted("R,01001,001301000111,Hòa Thị Thủy,30/11/2001,Nữ,,,Pfizer,,,2021-08-01");
+}
+
+#[test]
+fn name_mismatch_suggests_the_registry_name() {
+    assert_rejected(
+        "R,01001,001090000123,Nguyễn Văn Ân,02/05/1990,Nam,,,Pfizer,,,2021-08-01",
+        RejectReason::NameMismatch,
+        "Nguyễn Văn An",
+    );
+    assert_rejected(
+        "R,01001,001090000123,Văn An Nguyễn,02/05/1990,Nam,,,Pfizer,,,2021-08-01",
+        RejectReason::NameMismatch,
+        "Nguyễn Văn An",
+    );
+}
+
+#[test]
+fn dob_mismatch_suggests_the_registry_date() {
+    // Day and month swapped.
+    assert_rejected(
+        "R,01001,001090000123,Nguyễn Văn An,05/02/1990,Nam,,,Pfizer,,,2021-08-01",
+        RejectReason::DobMismatch,
+        "1990-05-02",
+    );
+}
+
+#[test]
+fn placeholder_first_of_january_matches_a_year_only_registry_date() {
+    assert_accepted("R,01001,001185000456,Trần Thị Bình,01/01/1985,F,,,Pfizer,,,2021-08-01");
+    assert_rejected(
+        "R,01001,001185000456,Trần Thị Bình,02/01/1985,F,,,Pfizer,,,2021-08-01",
+        RejectReason::DobMismatch,
+        "1985",
+    );
+}
+
+#[test]
+fn sex_mismatch_suggests_the_registry_sex() {
+    // A CCCD's G digit says male, so the CCCD check fires first for a 12-digit number;
+    // through the old CMND the registry comparison is reached.
+    assert_rejected(
+        "R,01001,012345678,Nguyễn Văn An,02/05/1990,Nữ,,,Pfizer,,,2021-08-01",
+        RejectReason::SexMismatch,
+        "M",
+    );
+}
+
+#[test]
+fn shared_old_cmnd_goes_to_the_person_who_matches() {
+    let a = assert_accepted("R,01001,012345678,Phạm Văn Cường,01/03/1960,M,,,Pfizer,,,2021-08-01");
+    assert_eq!(a.person, PersonKey::Registry(2));
+    // No full match: compared with the first in registry order.
+    assert_rejected(
+        "R,01001,012345678,Phạm Văn Cướng,01/03/1960,M,,,Pfizer,,,2021-08-01",
+        RejectReason::NameMismatch,
+        "Nguyễn Văn An",
+    );
+}
+
+#[test]
+fn cmnd_and_cccd_rows_of_one_person_group_together() {
+    let a = assert_accepted("R,01001,012345678,Nguyễn Văn An,02/05/1990,M,,,Pfizer,,,2021-08-01");
+    let b = assert_accepted("R,01001,001090000123,Nguyễn Văn An,02/05/1990,M,,,Pfizer,,,2021-10-01");
+    assert_eq!(a.person, b.person);
+}
+
+#[test]
+fn borrowed_parent_number_is_never_accepted() {
+    // A child typed with a parent's CCCD: the number says 1985/female, the row 2016.
+    assert_rejected(
+        "R,01001,001185000456,Trần Bảo Ngọc,01/01/2016,Nữ,,,Pfizer,,,2021-12-01",
+        RejectReason::IdInconsistent,
+        "",
+    );
+    // Through an old CMND the number encodes nothing, so the registry comparison stops it.
+    assert_rejected(
+        "R,01001,012345678,Nguyễn Văn Bảo,01/01/2016,Nam,,,Pfizer,,,2021-12-01",
+        RejectReason::NameMismatch,
+        "Nguyễn Văn An",
+    );
+}
+
+#[test]
+fn id_repairs_and_failures_follow_the_spec() {
+    assert_accepted("R,01001,CCCD: 001.090.000.123,Nguyễn Văn An,02/05/1990,M,,,Pfizer,,,2021-08-01");
+    assert_accepted("R,01001,１０９００００１２３,Nguyễn Văn An,02/05/1990,M,,,Pfizer,,,2021-08-01");
+    assert_accepted("R,01001,1090000123,Nguyễn Văn An,02/05/1990,M,,,Pfizer,,,2021-08-01");
+    assert_rejected("R,01001,,Nguyễn Văn An,02/05/1990,M,,,Pfizer,,,2021-08-01", RejectReason::IdMissing, "");
+    assert_rejected("R,01001,chưa có,Nguyễn Văn An,02/05/1990,M,,,Pfizer,,,2021-08-01", RejectReason::IdMissing, "");
+    assert_rejected(
+        "R,01001,000000000000,Nguyễn Văn An,02/05/1990,M,,,Pfizer,,,2021-08-01",
+        RejectReason::IdMissing,
+        "",
+    );
+    assert_rejected(
+        "R,01001,1.0900E+11,Nguyễn Văn An,02/05/1990,M,,,Pfizer,,,2021-08-01",
+        RejectReason::IdBadFormat,
+        "",
+    );
+    assert_rejected(
+        "R,01001,003090000123,Nguyễn Văn An,02/05/1990,M,,,Pfizer,,,2021-08-01",
+        RejectReason::IdInconsistent,
+        "",
+    );
+    assert_rejected(
+        "R,01001,001090000124,Nguyễn Văn An,02/05/1990,M,,,Pfizer,,,2021-08-01",
+        RejectReason::NotInRegistry,
+        "",
+    );
+}
+
+#[test]
+fn vaccine_and_date_checks_come_last() {
+    assert_rejected(
+        "R,01001,001090000123,Nguyễn Văn An,02/05/1990,M,,,Nanocovax,,,2021-08-01",
+        RejectReason::UnknownVaccine,
+        "",
+    );
+    for date in ["2022-06-02", "2021-03-07", "2021-13-01", "2021-08"] {
+        assert_rejected(
+            &format!("R,01001,001090000123,Nguyễn Văn An,02/05/1990,M,,,Pfizer,,,{date}"),
+            RejectReason::BadDate,
+            "",
+        );
+    }
+    // Before birth: the registry's date of birth counts.
+    assert_rejected("R,01001,001321000222,Đỗ Gia Hân,01/06/2021,F,,,Pfizer,,,2021-05-01", RejectReason::BadDate, "");
+}
+
+#[test]
+fn foreigners_skip_the_registry() {
+    let a = assert_accepted("R,01001,M1234567,John  Smith,1980-01-01,male,us,,Moderna,,,2021-10-01");
+    assert_eq!(a.person, PersonKey::Foreign("US".into(), "M1234567".into()));
+    assert_rejected("R,01001,12,John Smith,1980-01-01,male,US,,Moderna,,,2021-10-01", RejectReason::IdBadFormat, "");
+}
+
+struct MemorySink {
+    rejected: Vec<Rejection>,
+    passports: Vec<SignedPassport>,
+    stored: HashMap<String, String>,
+}
+
+impl BatchSink for MemorySink {
+    fn rejected(&mut self, r: &Rejection) -> Result<(), GateError> {
+        self.rejected.push(r.clone());
+        Ok(())
+    }
+    fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError> {
+        Ok(uvcis.iter().filter_map(|u| self.stored.get(*u).map(|h| ((*u).to_owned(), h.clone()))).collect())
+    }
+    fn signed(&mut self, passports: &[SignedPassport], fresh: &[bool]) -> Result<(), GateError> {
+        for (p, f) in passports.iter().zip(fresh) {
+            if *f {
+                self.stored.insert(p.uvci.clone(), p.hc1.clone());
+            }
+            self.passports.push(p.clone());
+        }
+        Ok(())
+    }
+}
+
+fn facility() -> SigningFacility {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example/facility-01001");
+    let key = SigningKey::load(&dir.join("key.pem")).unwrap();
+    let cert = Certificate::from_der_strict(
+        crate::pki::parse_certificates(&std::fs::read(dir.join("cert.pem")).unwrap(), true).unwrap()[0].der(),
+    )
+    .unwrap();
+    SigningFacility {
+        key,
+        cert,
+        facility_code: "01001".into(),
+        secret: DerivationKey::new(&[7; 32]),
+        issuer: "Ministry of Health Viet Nam".into(),
+        include_history: true,
+        now: datetime!(2027-01-10 00:00 UTC),
+    }
+}
+
+fn run_batch(doses: &str, sink: &mut MemorySink) -> Summary {
+    let text = format!("{HEADER}{doses}");
+    let reader = DoseReader::new(text.as_bytes(), "doses.csv").unwrap();
+    run(reader, Some(&registry()), &facility(), sink).unwrap()
+}
+
+const BATCH: &str = "R1,01001,001090000123,Nguyen Van An,02/05/1990,Nam,,,AstraZeneca,,,01/07/2021
+R2,01001,012345678,Nguyễn Văn An,02/05/1990,Nam,,,Astra Zeneca,,,2021-09-20
+R3,01001,001185000456,Trần Thị Bình,01/01/1985,Nữ,,,Pfizer,,,2021-08-01
+R4,01001,001090000123,Nguyễn Văn An,02/05/1990,M,,,AstraZeneca,,,2021-07-01
+R5,01001,001090000123,Nguyễn Văn An,02/05/1990,M,,,Pfizer,,,2021-09-25
+R6,01001,001090000123,Nguyễn Văn An,02/05/1990,X,,,Pfizer,,,2021-09-25
+R7,01001,001090000123,Nguyễn Văn An,02/05/1990,M,,,Moderna,,,2022-01-15
+";
+
+#[test]
+fn every_row_ends_in_exactly_one_place_and_counts_reconcile() {
+    let mut sink = MemorySink { rejected: vec![], passports: vec![], stored: HashMap::new() };
+    let s = run_batch(BATCH, &mut sink);
+    assert_eq!(s.input_rows, 7);
+    assert_eq!(s.input_rows, s.signed_rows + s.rejected_rows);
+    let mut ids: Vec<String> = sink.rejected.iter().map(|r| r.record_id.clone()).collect();
+    ids.extend(sink.passports.iter().flat_map(|p| p.record_ids.clone()));
+    ids.sort();
+    assert_eq!(ids, ["R1", "R2", "R3", "R4", "R5", "R6", "R7"]);
+    assert_eq!(s.passports, 2);
+    assert_eq!(s.by_reason.get("DUPLICATE_DOSE"), Some(&1));
+    assert_eq!(s.by_reason.get("DOSE_SEQUENCE"), Some(&1));
+    assert_eq!(s.by_reason.get("BAD_ROW"), Some(&1));
+}
+
+#[test]
+fn passport_carries_the_registry_name_and_the_whole_series() {
+    let mut sink = MemorySink { rejected: vec![], passports: vec![], stored: HashMap::new() };
+    run_batch(BATCH, &mut sink);
+    let an = sink.passports.iter().find(|p| p.id_number == "001090000123").unwrap();
+    assert_eq!(an.record_ids, ["R1", "R2", "R7"]);
+    let claims = crate::passport::decode(&an.hc1).unwrap().claims().unwrap();
+    assert_eq!(claims.dcc["nam"]["fn"], "Nguyễn");
+    assert_eq!(claims.dcc["nam"]["gn"], "Văn An");
+    assert_eq!(claims.dcc["dob"], "1990-05-02");
+    assert_eq!((claims.dcc["v"][0]["dn"].as_u64(), claims.dcc["v"][0]["sd"].as_u64()), (Some(3), Some(3)));
+    assert_eq!(claims.history.unwrap().as_array().unwrap().len(), 2);
+    let binh = sink.passports.iter().find(|p| p.id_number == "001185000456").unwrap();
+    let claims = crate::passport::decode(&binh.hc1).unwrap().claims().unwrap();
+    assert_eq!(claims.dcc["dob"], "1985", "the registry's date, not the typed placeholder");
+}
+
+#[test]
+fn rerun_reuses_every_passport_with_the_same_uvci_and_claim_code() {
+    let mut sink = MemorySink { rejected: vec![], passports: vec![], stored: HashMap::new() };
+    run_batch(BATCH, &mut sink);
+    let first = std::mem::take(&mut sink.passports);
+    let s = run_batch(BATCH, &mut sink);
+    assert_eq!(s.reused, 2);
+    for (a, b) in first.iter().zip(&sink.passports) {
+        assert_eq!((&a.uvci, &a.hc1, &a.claim_code), (&b.uvci, &b.hc1, &b.claim_code));
+    }
+}
+
+#[test]
+fn empty_input_gives_an_empty_valid_summary() {
+    let mut sink = MemorySink { rejected: vec![], passports: vec![], stored: HashMap::new() };
+    let s = run_batch("", &mut sink);
+    assert_eq!(s, Summary::default());
+}
