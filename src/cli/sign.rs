@@ -91,7 +91,7 @@ fn load_secret(path: &Path) -> anyhow::Result<DerivationKey> {
     Ok(DerivationKey::new(text.as_bytes()))
 }
 
-fn load_facility(args: &SignArgs, now: OffsetDateTime) -> anyhow::Result<SigningFacility> {
+fn load_facility(args: &SignArgs, now: OffsetDateTime, secret: DerivationKey) -> anyhow::Result<SigningFacility> {
     let key = SigningKey::load(&args.key)?;
     let cert_bytes = pki::read_file(&args.cert)?;
     let cert = parse_certificates(&cert_bytes, true)
@@ -117,7 +117,7 @@ fn load_facility(args: &SignArgs, now: OffsetDateTime) -> anyhow::Result<Signing
         key,
         cert,
         facility_code,
-        secret: load_secret(&args.secret)?,
+        secret,
         issuer: "Ministry of Health Viet Nam".into(),
         include_history: !args.no_history,
         now,
@@ -199,7 +199,9 @@ fn tmp(dir: &Path, name: &str) -> PathBuf {
 
 pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
-    let facility = load_facility(&args, now)?;
+    // Everything that can be refused is checked before anything is written: the facility's
+    // key and certificate, then the inputs' headers; the secret and outputs come after.
+    let facility_check = load_facility(&args, now, DerivationKey::new(&[0; 32]))?;
     if let Some(jobs) = args.jobs {
         if jobs == 0 {
             bail!("--jobs must be at least 1");
@@ -216,6 +218,7 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     };
     let input = File::open(&args.input).with_context(|| format!("{}: cannot open", args.input.display()))?;
     let reader = DoseReader::new(std::io::BufReader::with_capacity(1 << 20, input), &args.input.display().to_string())?;
+    let facility = SigningFacility { secret: load_secret(&args.secret)?, ..facility_check };
 
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create", args.out.display()))?;
     let qr = match args.qr {

@@ -6,5 +6,7 @@
 mod conformance;
 mod pki_hierarchy;
 mod render_cli;
+mod sign_batch;
+mod store_postgres;
 mod util;
 mod verify_cli;

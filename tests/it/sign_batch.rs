@@ -1,0 +1,197 @@
+//! `vaxpass sign`: outputs, reconciliation, and the errors that stop a batch before anything
+//! is signed.
+
+use std::path::{Path, PathBuf};
+
+use crate::util::{Vaxpass, keys_example, tempdir};
+
+const REGISTRY: &str = "id_number,old_id,full_name,dob,sex
+001090000123,012345678,Nguyễn Văn An,1990-05-02,M
+001185000456,,Trần Thị Bình,1985,F
+";
+
+const DOSES: &str =
+    "record_id,facility_code,id_number,full_name,dob,sex,nationality,phone,vaccine,lot,dose_number,vaccination_date
+R1,01001,001090000123,Nguyen Van An,02/05/1990,Nam,,0912345678,AstraZeneca,A1,1,01/07/2021
+R2,01001,012345678,NGUYỄN VĂN AN,2/5/1990,nam,VN,,Astra Zeneca,A2,2,2021-09-20
+R3,01001,001185000456,Trần Thị Bình,01/01/1985,Nữ,,,Pfizer,,,2021-08-01
+R4,01001,001185000456,Trần Bảo Ngọc,01/01/2016,Nữ,,,Pfizer,,,2021-12-01
+R5,01001,001090000123,Nguyễn Văn An,02/05/1990,M,,,AstraZeneca,,,2021-07-01
+R6,01001,M1234567,John Smith,1980-01-01,male,US,,Moderna,,,2021-10-01
+";
+
+/// Writes a small registry and batch into `dir/data`, returning that directory.
+pub fn small_batch(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("registry.csv"), REGISTRY).unwrap();
+    std::fs::write(data.join("doses.csv"), DOSES).unwrap();
+    data
+}
+
+/// `--key`/`--cert` of the development facility 01001.
+pub fn facility_args() -> Vec<PathBuf> {
+    let f = keys_example().join("facility-01001");
+    vec!["--key".into(), f.join("key.pem"), "--cert".into(), f.join("cert.pem")]
+}
+
+fn sign(dir: &Path, doses: &Path, registry: Option<&Path>) -> Vaxpass {
+    let mut v = Vaxpass::new(["sign"])
+        .args(facility_args())
+        .arg("--input")
+        .arg(doses)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .arg("--db")
+        .arg(format!("sqlite://{}", dir.join("v.db").display()))
+        .arg("--secret")
+        .arg(dir.join("secret"));
+    if let Some(r) = registry {
+        v = v.arg("--registry").arg(r);
+    }
+    v
+}
+
+#[test]
+fn batch_writes_three_reconciled_outputs() {
+    let dir = tempdir();
+    let data = small_batch(dir.path());
+    let out = sign(dir.path(), &data.join("doses.csv"), Some(&data.join("registry.csv"))).arg("--json").succeeds();
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["input_rows"], 6);
+    assert_eq!(summary["signed_rows"], 4);
+    assert_eq!(summary["rejected_rows"], 2);
+    assert_eq!(summary["passports"], 3);
+    assert_eq!(summary["by_reason"], serde_json::json!({"ID_INCONSISTENT": 1, "DUPLICATE_DOSE": 1}));
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/summary.json")).unwrap()).unwrap();
+    assert_eq!(on_disk, summary);
+
+    let rejected = std::fs::read_to_string(dir.path().join("out/rejected.csv")).unwrap();
+    let mut lines = rejected.lines();
+    assert_eq!(lines.next(), Some("record_id,reason,detail,suggestion"));
+    let mut rows: Vec<String> = lines.map(|l| l.split(',').take(2).collect::<Vec<_>>().join(",")).collect();
+    rows.sort();
+    assert_eq!(rows, ["R4,ID_INCONSISTENT", "R5,DUPLICATE_DOSE"]);
+
+    let passports = std::fs::read_to_string(dir.path().join("out/passports.jsonl")).unwrap();
+    let parsed: Vec<serde_json::Value> = passports.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(parsed.len(), 3);
+    for p in &parsed {
+        let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 6, "{keys:?}");
+        for k in ["uvci", "id_number", "record_ids", "hc1", "kid", "claim_code"] {
+            assert!(p.get(k).is_some(), "{k}");
+        }
+    }
+    let an = parsed.iter().find(|p| p["id_number"] == "001090000123").unwrap();
+    assert_eq!(an["record_ids"], serde_json::json!(["R1", "R2"]));
+    let verdict =
+        Vaxpass::new(["verify", "--json", "--trust"]).arg(keys_example()).arg(an["hc1"].as_str().unwrap()).verdict();
+    assert_eq!(verdict["reason"], "OK");
+    assert_eq!(verdict["payload"]["nam"]["fn"], "Nguyễn");
+    // The deployment secret was created private.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("secret")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn empty_input_gives_empty_valid_outputs() {
+    let dir = tempdir();
+    let doses = dir.path().join("doses.csv");
+    std::fs::write(&doses, DOSES.lines().next().unwrap()).unwrap();
+    let out = sign(dir.path(), &doses, None).arg("--json").succeeds();
+    let s: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        s,
+        serde_json::json!({"input_rows": 0, "signed_rows": 0, "rejected_rows": 0, "passports": 0, "by_reason": {}})
+    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("out/passports.jsonl")).unwrap(), "");
+}
+
+#[test]
+fn missing_columns_fail_fast_with_one_line() {
+    let dir = tempdir();
+    let doses = dir.path().join("doses.csv");
+    std::fs::write(&doses, "record_id,full_name\nR1,An\n").unwrap();
+    let err = sign(dir.path(), &doses, None).fails();
+    assert!(err.contains("missing required column(s): facility_code, dob, sex, vaccine, vaccination_date"), "{err}");
+    assert!(!dir.path().join("out/passports.jsonl").exists());
+}
+
+#[test]
+fn non_utf8_file_fails_fast() {
+    let dir = tempdir();
+    let doses = dir.path().join("doses.csv");
+    std::fs::write(&doses, b"record_id,facility_code,full_name,dob,sex,vaccine,vaccination_date,h\xe0\n").unwrap();
+    let err = sign(dir.path(), &doses, None).fails();
+    assert!(err.contains("not UTF-8"), "{err}");
+}
+
+#[test]
+fn a_doses_file_given_as_registry_fails_fast() {
+    let dir = tempdir();
+    let data = small_batch(dir.path());
+    let err = sign(dir.path(), &data.join("doses.csv"), Some(&data.join("doses.csv"))).fails();
+    assert!(err.contains("not a registry extract"), "{err}");
+}
+
+#[test]
+fn key_that_does_not_match_the_certificate_is_refused_before_signing() {
+    let dir = tempdir();
+    let data = small_batch(dir.path());
+    let other = keys_example().join("facility-01100/key.pem");
+    let err = Vaxpass::new(["sign", "--key"])
+        .arg(&other)
+        .arg("--cert")
+        .arg(keys_example().join("facility-01001/cert.pem"))
+        .arg("--input")
+        .arg(data.join("doses.csv"))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg("--db")
+        .arg(format!("sqlite://{}", dir.path().join("v.db").display()))
+        .arg("--secret")
+        .arg(dir.path().join("secret"))
+        .fails();
+    assert!(err.contains("does not match the certificate"), "{err}");
+    assert!(!dir.path().join("v.db").exists(), "nothing may be written");
+}
+
+#[test]
+fn expired_facility_certificate_is_refused_before_signing() {
+    let dir = tempdir();
+    let data = small_batch(dir.path());
+    let ca = vaxpass::pki::CaFiles::load(&keys_example().join("ca-01/key.pem"), &keys_example().join("ca-01/cert.pem"))
+        .unwrap();
+    // Issued and expired before "now", but within the CA's validity would be ideal; the CA
+    // is young, so issue at its notBefore with a one-day life and sign two days later.
+    let ca_start = ca.certificate().validity.unwrap().0;
+    let issued_at = time::OffsetDateTime::from_unix_timestamp(ca_start + 3600).unwrap();
+    let expired = vaxpass::pki::issue_facility(&ca, "01002", "Trạm Y tế cũ", 1, issued_at).unwrap();
+    let fdir = dir.path().join("expired");
+    vaxpass::pki::write_issued(&fdir, &expired).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if now < ca_start + 3 * 86_400 {
+        // keys-example is younger than three days: the certificate has not expired yet.
+        return;
+    }
+    let err = Vaxpass::new(["sign", "--key"])
+        .arg(fdir.join("key.pem"))
+        .arg("--cert")
+        .arg(fdir.join("cert.pem"))
+        .arg("--input")
+        .arg(data.join("doses.csv"))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg("--secret")
+        .arg(dir.path().join("secret"))
+        .arg("--db")
+        .arg(format!("sqlite://{}", dir.path().join("v.db").display()))
+        .fails();
+    assert!(err.contains("expired"), "{err}");
+}
