@@ -58,4 +58,5 @@ pub mod pki;
 pub mod provinces;
 pub mod render;
 pub mod store;
+pub mod synthetic;
 pub mod verify;

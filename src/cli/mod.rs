@@ -1,6 +1,7 @@
 //! The `vaxpass` command line: clap definitions, one file per subcommand, human and `--json`
 //! output. Everything the service could also need lives in the library, not here.
 
+mod r#gen;
 mod pki;
 mod render;
 mod sign;
@@ -26,6 +27,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Generate a synthetic registry.csv + doses.csv + truth.csv of any size.
+    Gen(r#gen::GenArgs),
     /// Manage the certificate hierarchy: Ministry root, provincial CAs, facility DSCs.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
@@ -40,6 +43,7 @@ enum Command {
 /// Runs a parsed command line. `Ok` carries the exit code (`verify` exits 1 for "not valid").
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Gen(args) => r#gen::run(args),
         Command::Pki(cmd) => pki::run(cmd),
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),

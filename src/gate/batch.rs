@@ -142,12 +142,14 @@ impl std::fmt::Debug for SignedPassport {
     }
 }
 
-/// Where a batch's results go.
-pub trait BatchSink {
+/// Where a batch's results go. `Send`, because it is fed from a writer thread while the
+/// next chunk is being signed.
+pub trait BatchSink: Send {
     /// A rejected row.
     fn rejected(&mut self, rejection: &Rejection) -> Result<(), GateError>;
     /// The QR texts (`hc1`) already signed under these UVCIs, by an earlier or interrupted
-    /// run: reused as they are, so the run ends with the same passports.
+    /// run: reused as they are, so the run ends with the same passports. Called once, with
+    /// every UVCI of the batch, before signing starts.
     fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError>;
     /// Passports of one chunk, in a stable order; `fresh[i]` says whether `passports[i]` was
     /// signed just now (and must be recorded) or reused.
@@ -174,7 +176,15 @@ pub struct Summary {
     pub reused: u64,
 }
 
+/// Rows checked per parallel block: large enough to keep both cores busy, small enough
+/// that memory is bounded by the accepted rows, not by the input file.
+const CHECK_BLOCK: usize = 16_384;
+
 /// Runs a batch over `doses`, checking against `registry` when given.
+///
+/// Memory: the accepted rows (about 80 bytes each plus the record id) and one UVCI per
+/// person are held until signing, because a person's rows may be anywhere in the file;
+/// rejected rows go straight to the sink.
 pub fn run<R: Read>(
     mut doses: DoseReader<R>,
     registry: Option<&Registry>,
@@ -190,18 +200,35 @@ pub fn run<R: Read>(
         *summary.by_reason.entry(r.reason.as_str().to_owned()).or_default() += 1;
         sink.rejected(r)
     };
-    while let Some(row) = doses.next_row()? {
-        let order = summary.input_rows;
-        summary.input_rows += 1;
-        let checked = row.and_then(|row| check_row(&row, order, registry, today));
-        match checked {
-            Ok((acc, identity)) => {
-                if let Some(identity) = identity {
-                    identities.entry(acc.person.clone()).or_insert(identity);
+    loop {
+        let mut block = Vec::with_capacity(CHECK_BLOCK);
+        while block.len() < CHECK_BLOCK {
+            match doses.next_row()? {
+                Some(row) => {
+                    block.push((summary.input_rows, row));
+                    summary.input_rows += 1;
                 }
-                accepted.push(acc);
+                None => break,
             }
-            Err(r) => reject(&mut summary, &r, sink)?,
+        }
+        if block.is_empty() {
+            break;
+        }
+        // Checked in parallel, accounted in file order.
+        let checked: Vec<_> = block
+            .into_par_iter()
+            .map(|(order, row)| row.and_then(|row| check_row(&row, order, registry, today)))
+            .collect();
+        for c in checked {
+            match c {
+                Ok((acc, identity)) => {
+                    if let Some(identity) = identity {
+                        identities.entry(acc.person.clone()).or_insert(identity);
+                    }
+                    accepted.push(acc);
+                }
+                Err(r) => reject(&mut summary, &r, sink)?,
+            }
         }
     }
     let (persons, late_rejections) = group(accepted);
@@ -209,31 +236,53 @@ pub fn run<R: Read>(
         reject(&mut summary, r, sink)?;
     }
 
-    let total = persons.len() as u64;
-    for (i, chunk) in persons.chunks(CHUNK).enumerate() {
-        let plans: Vec<Plan> = chunk.iter().filter_map(|s| plan(s, registry, &identities, facility)).collect();
-        let uvcis: Vec<&str> = plans.iter().map(|p| p.content.uvci.as_str()).collect();
-        let existing = sink.already_signed(&uvcis)?;
-        let results: Vec<Result<(SignedPassport, bool), SignError>> = plans
-            .par_iter()
-            .map(|p| match existing.get(p.content.uvci.as_str()) {
-                Some(hc1) => Ok((finish(p, facility, hc1.clone()), false)),
-                None => sign_one(p, facility).map(|s| (s, true)),
-            })
-            .collect();
-        let mut passports = Vec::with_capacity(results.len());
-        let mut fresh = Vec::with_capacity(results.len());
-        for r in results {
-            let (p, f) = r?;
-            summary.signed_rows += p.record_ids.len() as u64;
-            summary.reused += u64::from(!f);
-            passports.push(p);
-            fresh.push(f);
+    let plans: Vec<Option<Plan>> = persons.par_iter().map(|s| plan(s, registry, &identities, facility)).collect();
+    drop(persons);
+    let uvcis: Vec<&str> = plans.iter().flatten().map(|p| p.content.uvci.as_str()).collect();
+    let existing = sink.already_signed(&uvcis)?;
+    drop(uvcis);
+
+    let total = plans.len() as u64;
+    // The pool signs chunk n while a writer thread records chunk n−1 (database first, then
+    // the output file), so storage waits overlap with signing.
+    std::thread::scope(|scope| -> Result<(), GateError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<SignedPassport>, Vec<bool>, u64)>(1);
+        let writer = scope.spawn(move || -> Result<(), GateError> {
+            for (passports, fresh, done) in rx {
+                sink.signed(&passports, &fresh)?;
+                sink.progress(done, total);
+            }
+            Ok(())
+        });
+        let mut done = 0u64;
+        for chunk in plans.chunks(CHUNK) {
+            let results: Vec<Result<(SignedPassport, bool), SignError>> = chunk
+                .par_iter()
+                .flatten()
+                .map(|p| match existing.get(p.content.uvci.as_str()) {
+                    Some(hc1) => Ok((finish(p, facility, hc1.clone()), false)),
+                    None => sign_one(p, facility).map(|s| (s, true)),
+                })
+                .collect();
+            let mut passports = Vec::with_capacity(results.len());
+            let mut fresh = Vec::with_capacity(results.len());
+            for r in results {
+                let (p, f) = r?;
+                summary.signed_rows += p.record_ids.len() as u64;
+                summary.reused += u64::from(!f);
+                passports.push(p);
+                fresh.push(f);
+            }
+            summary.passports += passports.len() as u64;
+            done += chunk.len() as u64;
+            if tx.send((passports, fresh, done)).is_err() {
+                // The writer stopped on an error; it is reported below.
+                break;
+            }
         }
-        summary.passports += passports.len() as u64;
-        sink.signed(&passports, &fresh)?;
-        sink.progress(((i * CHUNK) + chunk.len()) as u64, total);
-    }
+        drop(tx);
+        writer.join().map_err(|_| GateError::Sink("the output writer panicked".into()))?
+    })?;
     Ok(summary)
 }
 

@@ -76,7 +76,9 @@ impl PartialDate {
 /// ignored, full-width digits accepted). Returns `None` for any other form, a date that is not
 /// on the calendar (31/02), or a year outside 1850..=2200.
 pub fn parse_date(raw: &str) -> Option<PartialDate> {
-    let text: String = raw.nfkc().collect();
+    // NFKC leaves ASCII unchanged; only full-width digits need it.
+    let text: std::borrow::Cow<'_, str> =
+        if raw.is_ascii() { std::borrow::Cow::Borrowed(raw) } else { std::borrow::Cow::Owned(raw.nfkc().collect()) };
     let text = text.trim();
     if let Some((day, rest)) = text.split_once('/') {
         let (month, year) = rest.split_once('/')?;

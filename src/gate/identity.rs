@@ -30,8 +30,13 @@ pub enum Sex {
 pub fn parse_sex(raw: &str) -> Option<Sex> {
     // NFKC also folds full-width letters; lowercasing the composed form then composing again
     // gives the same result for "NỮ", "Nữ" and "nu\u{31b}\u{303}".
-    let composed: String = raw.nfkc().collect();
-    let folded: String = composed.trim().to_lowercase().nfc().collect();
+    let folded: String = if raw.is_ascii() {
+        // NFKC and NFC leave ASCII unchanged; this is the common case.
+        raw.trim().to_ascii_lowercase()
+    } else {
+        let composed: String = raw.nfkc().collect();
+        composed.trim().to_lowercase().nfc().collect()
+    };
     match folded.as_str() {
         "nam" | "m" | "male" => Some(Sex::Male),
         "nữ" | "nu" | "f" | "female" => Some(Sex::Female),
@@ -140,7 +145,9 @@ const PASSPORT_LEN: std::ops::RangeInclusive<usize> = 6..=9;
 /// [`check_cccd_consistency`], the next check in SPEC §5 order. A 12-digit number with an
 /// unknown province is therefore accepted here and rejected there as `ID_INCONSISTENT`.
 pub fn parse_id(raw: &str, nationality: &str) -> Result<IdNumber, IdProblem> {
-    let text: String = raw.nfkc().collect();
+    // NFKC leaves ASCII unchanged; only full-width digits and the like need it.
+    let text: std::borrow::Cow<'_, str> =
+        if raw.is_ascii() { std::borrow::Cow::Borrowed(raw) } else { std::borrow::Cow::Owned(raw.nfkc().collect()) };
     if !text.bytes().any(|b| b.is_ascii_digit()) {
         // Covers blank, "không có", "chưa có", "KHONG CO", "-", "x", "N/A".
         return Err(IdProblem::Missing);
@@ -159,6 +166,10 @@ pub fn parse_id(raw: &str, nationality: &str) -> Result<IdNumber, IdProblem> {
 
 /// Whether `nationality` means Vietnam: blank (SPEC §4 default) or `VN` in any case.
 fn is_vietnamese(nationality: &str) -> bool {
+    if nationality.is_ascii() {
+        let n = nationality.trim();
+        return n.is_empty() || n.eq_ignore_ascii_case("VN");
+    }
     let n: String = nationality.nfkc().collect();
     let n = n.trim();
     n.is_empty() || n.eq_ignore_ascii_case("VN")

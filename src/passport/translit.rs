@@ -25,7 +25,13 @@ use unicode_normalization::char::is_combining_mark;
 /// `normalize_name(&normalize_name(s)) == normalize_name(s)`.
 #[must_use]
 pub fn normalize_name(s: &str) -> String {
-    let nfc: String = s.nfc().collect();
+    // Most names arrive in NFC already; the quick check avoids recomposing them.
+    let nfc: std::borrow::Cow<'_, str> =
+        if unicode_normalization::is_nfc_quick(s.chars()) == unicode_normalization::IsNormalized::Yes {
+            std::borrow::Cow::Borrowed(s)
+        } else {
+            std::borrow::Cow::Owned(s.nfc().collect())
+        };
     // `split_whitespace` splits on the Unicode White_Space property, which
     // includes NBSP, U+202F, U+3000 and the other spaces seen in exports.
     nfc.split_whitespace().collect::<Vec<_>>().join(" ")

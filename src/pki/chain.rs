@@ -84,12 +84,12 @@ impl PathSet {
         if let Some(root) = anchor_index.and_then(|i| anchors.get(i)) {
             // webpki does not check a trust anchor's own validity; a Ministry root that has
             // expired must not keep vouching for facilities.
-            if let Some((nb, na)) = root.validity {
-                if at < nb || at > na {
-                    return Err(ChainError::ChainInvalid {
-                        detail: "the root certificate is not valid at this time".into(),
-                    });
-                }
+            if let Some((nb, na)) = root.validity
+                && (at < nb || at > na)
+            {
+                return Err(ChainError::ChainInvalid {
+                    detail: "the root certificate is not valid at this time".into(),
+                });
             }
             on_path.push(root);
         }

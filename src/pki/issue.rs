@@ -132,10 +132,10 @@ fn base_params(dn: DistinguishedName, days: u32, now: OffsetDateTime, issuer: Op
     // Counted from notBefore, so that `days` bounds the whole validity period (SPEC §2).
     let mut not_after = p.not_before + Duration::days(i64::from(days));
     // A certificate must not outlive its issuer.
-    if let Some((_, issuer_end)) = issuer.and_then(|i| i.cert.validity) {
-        if let Ok(end) = OffsetDateTime::from_unix_timestamp(issuer_end) {
-            not_after = not_after.min(end);
-        }
+    if let Some((_, issuer_end)) = issuer.and_then(|i| i.cert.validity)
+        && let Ok(end) = OffsetDateTime::from_unix_timestamp(issuer_end)
+    {
+        not_after = not_after.min(end);
     }
     p.not_after = not_after;
     p.use_authority_key_identifier_extension = issuer.is_some();

@@ -212,10 +212,11 @@ impl TrustStore {
                 valid_until: signer.cert.validity.map_or(i64::MAX, |v| v.1),
             });
         }
-        if let Some(hit) = self.cache.read().ok().and_then(|c| c.get(&index).cloned()) {
-            if hit.valid_from <= at && at <= hit.valid_until {
-                return Ok(hit);
-            }
+        if let Some(hit) = self.cache.read().ok().and_then(|c| c.get(&index).cloned())
+            && hit.valid_from <= at
+            && at <= hit.valid_until
+        {
+            return Ok(hit);
         }
         self.validations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = self.paths.validate(&signer.cert, &self.anchors, &self.intermediates, at)?;

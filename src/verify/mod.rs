@@ -202,10 +202,10 @@ impl Verifier {
             }
             pki::check_eku(cert, purpose(kind)).map_err(chain_failure)?;
             check_times(claims, at)?;
-            if let Some(uvci) = uvci_of(&claims.dcc) {
-                if self.revocations.is_passport_revoked(uvci) {
-                    return Err((ReasonCode::Revoked, "this passport has been revoked".into()));
-                }
+            if let Some(uvci) = uvci_of(&claims.dcc)
+                && self.revocations.is_passport_revoked(uvci)
+            {
+                return Err((ReasonCode::Revoked, "this passport has been revoked".into()));
             }
             Ok(())
         })()
@@ -239,15 +239,15 @@ fn purpose(kind: CertificateKind) -> Purpose {
 /// `iat`). Fractional seconds of `at` count.
 fn check_times(claims: &Claims, at: OffsetDateTime) -> Result<(), (ReasonCode, String)> {
     let now = at.unix_timestamp_nanos() as f64 / 1e9;
-    if let Some(iat) = claims.issued_at {
-        if now < iat {
-            return Err((ReasonCode::NotYetValid, "the passport's issue time (iat) is in the future".into()));
-        }
+    if let Some(iat) = claims.issued_at
+        && now < iat
+    {
+        return Err((ReasonCode::NotYetValid, "the passport's issue time (iat) is in the future".into()));
     }
-    if let Some(exp) = claims.expires_at {
-        if now > exp {
-            return Err((ReasonCode::Expired, "the passport has expired (exp)".into()));
-        }
+    if let Some(exp) = claims.expires_at
+        && now > exp
+    {
+        return Err((ReasonCode::Expired, "the passport has expired (exp)".into()));
     }
     Ok(())
 }

@@ -7,6 +7,8 @@ mod conformance;
 mod pki_hierarchy;
 mod render_cli;
 mod sign_batch;
+mod sign_resume;
+mod sign_truth;
 mod store_postgres;
 mod util;
 mod verify_cli;
