@@ -236,13 +236,18 @@ pub fn run<R: Read>(
         reject(&mut summary, r, sink)?;
     }
 
-    let plans: Vec<Option<Plan>> = persons.par_iter().map(|s| plan(s, registry, &identities, facility)).collect();
-    drop(persons);
-    let uvcis: Vec<&str> = plans.iter().flatten().map(|p| p.content.uvci.as_str()).collect();
-    let existing = sink.already_signed(&uvcis)?;
-    drop(uvcis);
+    // UVCIs only, for every person: the one lookup of passports already signed needs them
+    // all; the passports' content is built chunk by chunk, to bound memory.
+    let uvcis: Vec<Option<Uvci>> = persons
+        .par_iter()
+        .map(|s| identify(s, registry, &identities).and_then(|i| uvci_for(&i, s, facility)))
+        .collect();
+    let existing = {
+        let all: Vec<&str> = uvcis.iter().flatten().map(Uvci::as_str).collect();
+        sink.already_signed(&all)?
+    };
 
-    let total = plans.len() as u64;
+    let total = persons.len() as u64;
     // The pool signs chunk n while a writer thread records chunk n−1 (database first, then
     // the output file), so storage waits overlap with signing.
     std::thread::scope(|scope| -> Result<(), GateError> {
@@ -255,13 +260,14 @@ pub fn run<R: Read>(
             Ok(())
         });
         let mut done = 0u64;
-        for chunk in plans.chunks(CHUNK) {
+        for (chunk, chunk_uvcis) in persons.chunks(CHUNK).zip(uvcis.chunks(CHUNK)) {
             let results: Vec<Result<(SignedPassport, bool), SignError>> = chunk
                 .par_iter()
-                .flatten()
+                .zip(chunk_uvcis)
+                .filter_map(|(s, uvci)| plan(s, uvci.clone()?, registry, &identities, facility))
                 .map(|p| match existing.get(p.content.uvci.as_str()) {
-                    Some(hc1) => Ok((finish(p, facility, hc1.clone()), false)),
-                    None => sign_one(p, facility).map(|s| (s, true)),
+                    Some(hc1) => Ok((finish(&p, facility, hc1.clone()), false)),
+                    None => sign_one(&p, facility).map(|s| (s, true)),
                 })
                 .collect();
             let mut passports = Vec::with_capacity(results.len());
@@ -293,16 +299,28 @@ struct Plan {
     record_ids: Vec<String>,
 }
 
-fn plan(
+/// Who a series belongs to, as the passport names them.
+struct Identity {
+    person: Person,
+    /// `id_number` of `passports.jsonl`.
+    id_number: String,
+    /// What the UVCI is derived from: the registry number, or nationality and passport.
+    key_text: String,
+}
+
+fn identify(
     s: &DoseSeries,
     registry: Option<&Registry>,
     identities: &HashMap<PersonKey, RowIdentity>,
-    facility: &SigningFacility,
-) -> Option<Plan> {
-    let (person, id_number, key_text) = match &s.person {
+) -> Option<Identity> {
+    match &s.person {
         PersonKey::Registry(i) => {
             let p = registry?.person(*i)?;
-            (Person { full_name: p.full_name.clone(), dob: p.dob.to_iso() }, p.id_number.clone(), p.id_number.clone())
+            Some(Identity {
+                person: Person { full_name: p.full_name.clone(), dob: p.dob.to_iso() },
+                id_number: p.id_number.clone(),
+                key_text: p.id_number.clone(),
+            })
         }
         key @ (PersonKey::Foreign(..) | PersonKey::Offline(_)) => {
             let ident = identities.get(key)?;
@@ -310,11 +328,24 @@ fn plan(
                 PersonKey::Foreign(nat, no) => format!("F:{nat}:{no}"),
                 _ => ident.id_number.clone(),
             };
-            (ident.person.clone(), ident.id_number.clone(), key_text)
+            Some(Identity { person: ident.person.clone(), id_number: ident.id_number.clone(), key_text })
         }
-    };
-    let opaque = facility.secret.uvci_opaque(&key_text, &s.doses);
-    let uvci = Uvci::new(&facility.facility_code, &opaque).ok()?;
+    }
+}
+
+fn uvci_for(identity: &Identity, s: &DoseSeries, facility: &SigningFacility) -> Option<Uvci> {
+    let opaque = facility.secret.uvci_opaque(&identity.key_text, &s.doses);
+    Uvci::new(&facility.facility_code, &opaque).ok()
+}
+
+fn plan(
+    s: &DoseSeries,
+    uvci: Uvci,
+    registry: Option<&Registry>,
+    identities: &HashMap<PersonKey, RowIdentity>,
+    facility: &SigningFacility,
+) -> Option<Plan> {
+    let Identity { person, id_number, .. } = identify(s, registry, identities)?;
     let iat = facility.now.unix_timestamp();
     let not_after = facility.cert.validity.map_or(i64::MAX, |v| v.1);
     Some(Plan {

@@ -80,10 +80,21 @@ pub fn lookup(typed: &str) -> Option<&'static Vaccine> {
     if key.is_empty() {
         return None;
     }
-    VACCINES.iter().find(|vaccine| {
-        match_key(vaccine.local_name) == key
-            || match_key(vaccine.mp) == key
-            || aliases(vaccine.mp).iter().any(|alias| match_key(alias) == key)
+    index().get(key.as_str()).copied()
+}
+
+/// Every accepted spelling's key → product, built once: the gate looks up a vaccine for
+/// every row, and normalising the ~40 aliases each time cost more than the rest of the row.
+fn index() -> &'static std::collections::HashMap<String, &'static Vaccine> {
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<String, &'static Vaccine>> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut map = std::collections::HashMap::new();
+        for vaccine in &VACCINES {
+            for name in [vaccine.local_name, vaccine.mp].iter().chain(aliases(vaccine.mp)) {
+                map.entry(match_key(name)).or_insert(vaccine);
+            }
+        }
+        map
     })
 }
 
@@ -102,6 +113,10 @@ fn aliases(mp: &str) -> &'static [&'static str] {
 /// The comparison key of a typed name: NFKC, lowercase, without white space,
 /// hyphens and dashes, dots, `&` and underscores.
 fn match_key(s: &str) -> String {
+    if s.is_ascii() {
+        // NFKC and Unicode lowercasing agree with ASCII lowercasing on ASCII.
+        return s.chars().map(|c| c.to_ascii_lowercase()).filter(|&c| !is_ignored(c)).collect();
+    }
     s.nfkc().flat_map(char::to_lowercase).filter(|&c| !is_ignored(c)).collect()
 }
 
