@@ -66,6 +66,64 @@ pub trait Store: Send {
     fn batch(&mut self, batch_id: &str) -> Result<Option<BatchRecord>, StoreError>;
     /// How many passports are stored (for tests and operators).
     fn passport_count(&mut self) -> Result<u64, StoreError>;
+    /// `hc1` of one passport.
+    fn passport_by_uvci(&mut self, uvci: &str) -> Result<Option<String>, StoreError>;
+    /// Passports of the person with this identity hash: (UVCI, claim-code hash, hc1).
+    fn passports_by_id_hash(&mut self, id_hash: &[u8]) -> Result<Vec<StoredPassport>, StoreError>;
+    /// Records a revocation; revoking twice is a no-op.
+    fn revoke(&mut self, revocation: &Revocation, at: i64) -> Result<(), StoreError>;
+    /// Every revocation, oldest first.
+    fn revocations(&mut self) -> Result<Vec<Revocation>, StoreError>;
+}
+
+/// A stored passport as the traveller lookup needs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredPassport {
+    /// `ci`.
+    pub uvci: String,
+    /// Hash of the claim code.
+    pub claim_hash: Vec<u8>,
+    /// The QR text.
+    pub hc1: String,
+}
+
+impl std::fmt::Debug for StoredPassport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoredPassport {{ uvci: {:?}, .. }}", self.uvci)
+    }
+}
+
+/// A revocation: a passport by the SHA-256 of its UVCI (hex), or a facility DSC by kid
+/// (base64), as in the revocation file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Revocation {
+    /// Lowercase hex SHA-256 of the UVCI.
+    Passport(String),
+    /// kid, base64.
+    Facility(String),
+}
+
+impl Revocation {
+    fn kind(&self) -> &'static str {
+        match self {
+            Revocation::Passport(_) => "passport",
+            Revocation::Facility(_) => "facility",
+        }
+    }
+
+    fn value(&self) -> &str {
+        match self {
+            Revocation::Passport(v) | Revocation::Facility(v) => v,
+        }
+    }
+
+    fn from_row(kind: &str, value: String) -> Option<Revocation> {
+        match kind {
+            "passport" => Some(Revocation::Passport(value)),
+            "facility" => Some(Revocation::Facility(value)),
+            _ => None,
+        }
+    }
 }
 
 /// Opens the store a URL names, creating the schema if needed.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use postgres::{Client, NoTls};
 
-use super::{BatchRecord, SCHEMA, Store, StoreError, to_i64};
+use super::{BatchRecord, Revocation, SCHEMA, Store, StoreError, StoredPassport, to_i64};
 use crate::gate::SignedPassport;
 
 pub(super) struct PostgresStore {
@@ -86,5 +86,30 @@ impl Store for PostgresStore {
     fn passport_count(&mut self) -> Result<u64, StoreError> {
         let n: i64 = self.client.query_one("SELECT COUNT(*) FROM passports", &[])?.get(0);
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn passport_by_uvci(&mut self, uvci: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.client.query_opt("SELECT hc1 FROM passports WHERE uvci = $1", &[&uvci])?.map(|r| r.get(0)))
+    }
+
+    fn passports_by_id_hash(&mut self, id_hash: &[u8]) -> Result<Vec<StoredPassport>, StoreError> {
+        let rows = self.client.query(
+            "SELECT uvci, claim_hash, hc1 FROM passports WHERE id_hash = $1 ORDER BY signed_at, uvci",
+            &[&id_hash],
+        )?;
+        Ok(rows.iter().map(|r| StoredPassport { uvci: r.get(0), claim_hash: r.get(1), hc1: r.get(2) }).collect())
+    }
+
+    fn revoke(&mut self, revocation: &Revocation, at: i64) -> Result<(), StoreError> {
+        self.client.execute(
+            "INSERT INTO revocations (kind, value, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (kind, value) DO NOTHING",
+            &[&revocation.kind(), &revocation.value(), &at],
+        )?;
+        Ok(())
+    }
+
+    fn revocations(&mut self) -> Result<Vec<Revocation>, StoreError> {
+        let rows = self.client.query("SELECT kind, value FROM revocations ORDER BY revoked_at, kind, value", &[])?;
+        Ok(rows.iter().filter_map(|r| Revocation::from_row(r.get::<_, &str>(0), r.get(1))).collect())
     }
 }

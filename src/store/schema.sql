@@ -32,3 +32,12 @@ CREATE TABLE IF NOT EXISTS batches (
     started_at    BIGINT NOT NULL,
     updated_at    BIGINT NOT NULL
 );
+
+-- Revocations (SPEC §7 POST /api/v1/revocations): kind 'passport' (value: UVCI SHA-256 hex)
+-- or 'facility' (value: kid base64). Never deleted, so their count versions the trust list.
+CREATE TABLE IF NOT EXISTS revocations (
+    kind          TEXT NOT NULL,
+    value         TEXT NOT NULL,
+    revoked_at    BIGINT NOT NULL,
+    PRIMARY KEY (kind, value)
+);

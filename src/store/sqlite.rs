@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::{BatchRecord, SCHEMA, Store, StoreError, to_i64};
+use super::{BatchRecord, Revocation, SCHEMA, Store, StoreError, StoredPassport, to_i64};
 use crate::gate::SignedPassport;
 
 pub(super) struct SqliteStore {
@@ -107,5 +107,38 @@ impl Store for SqliteStore {
     fn passport_count(&mut self) -> Result<u64, StoreError> {
         let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM passports", [], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn passport_by_uvci(&mut self, uvci: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.conn.query_row("SELECT hc1 FROM passports WHERE uvci = ?1", [uvci], |r| r.get(0)).optional()?)
+    }
+
+    fn passports_by_id_hash(&mut self, id_hash: &[u8]) -> Result<Vec<StoredPassport>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT uvci, claim_hash, hc1 FROM passports WHERE id_hash = ?1 ORDER BY signed_at, uvci",
+        )?;
+        let rows = stmt
+            .query_map([id_hash], |r| Ok(StoredPassport { uvci: r.get(0)?, claim_hash: r.get(1)?, hc1: r.get(2)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn revoke(&mut self, revocation: &Revocation, at: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO revocations (kind, value, revoked_at) VALUES (?1, ?2, ?3) ON CONFLICT (kind, value) DO NOTHING",
+            params![revocation.kind(), revocation.value(), at],
+        )?;
+        Ok(())
+    }
+
+    fn revocations(&mut self) -> Result<Vec<Revocation>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT kind, value FROM revocations ORDER BY revoked_at, kind, value")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, value) = row?;
+            out.extend(Revocation::from_row(&kind, value));
+        }
+        Ok(out)
     }
 }
