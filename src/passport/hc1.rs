@@ -3,7 +3,7 @@
 //! Decoding is bounded at every step, because the text comes from an untrusted QR code:
 //! the text length by what a QR code can hold, the inflated size by [`MAX_INFLATED_LEN`].
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
 
 use super::DecodeError;
 
@@ -19,55 +19,12 @@ pub const MAX_HC1_LEN: usize = 4296;
 /// could otherwise inflate to megabytes).
 pub const MAX_INFLATED_LEN: usize = 32 * 1024;
 
-/// zlib level used when issuing. A DCC of ~400 bytes barely shrinks (the spec requires the
-/// zlib wrapper, not a ratio), but a long dose history repeats the vaccine codes, and level 1
-/// takes those repeats for a fraction of level 9's time (see benches/passport.rs).
-const ISSUE_COMPRESSION_LEVEL: u32 = 1;
-
 /// `HC1:` + Base45(zlib(cose)).
 pub(crate) fn encode(cose: &[u8]) -> String {
-    let z = deflate(cose);
+    let z = crate::passport::deflate::zlib_compress(cose);
     let mut out = String::with_capacity(HC1_PREFIX.len() + z.len() * 3 / 2 + 2);
     out.push_str(HC1_PREFIX);
     out.push_str(&base45::encode(&z));
-    out
-}
-
-/// zlib parameters for issuing. A passport is under 1 KiB, so a 1 KiB window sees every
-/// repeat in it, and memory level 1 (a 256-entry hash) keeps the per-passport state at a few
-/// kilobytes: the default 32 KiB window and 64 KiB hash table cost more to set up and clear
-/// than the compression itself (measured: ~5 % of a batch's CPU time).
-fn issue_config() -> zlib_rs::DeflateConfig {
-    zlib_rs::DeflateConfig {
-        level: ISSUE_COMPRESSION_LEVEL as i32,
-        method: zlib_rs::Method::Deflated,
-        window_bits: 10,
-        mem_level: 1,
-        strategy: zlib_rs::Strategy::Default,
-    }
-}
-
-fn deflate(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; zlib_rs::compress_bound(data.len())];
-    let (compressed, rc) = zlib_rs::compress_slice(&mut out, data, issue_config());
-    let len = compressed.len();
-    if rc == zlib_rs::ReturnCode::Ok {
-        out.truncate(len);
-        return out;
-    }
-    // Not reachable with a compress_bound-sized buffer; fall back to flate2's defaults.
-    let mut c = Compress::new(Compression::new(ISSUE_COMPRESSION_LEVEL), true);
-    let mut out = Vec::with_capacity(data.len() + 64);
-    while let Ok(status) = c.compress_vec(
-        data.get(usize::try_from(c.total_in()).unwrap_or(usize::MAX)..).unwrap_or_default(),
-        &mut out,
-        FlushCompress::Finish,
-    ) {
-        match status {
-            Status::StreamEnd => break,
-            _ => out.reserve(out.capacity().max(64)),
-        }
-    }
     out
 }
 
@@ -150,7 +107,7 @@ mod tests {
 
     #[test]
     fn zlib_bomb_is_refused() {
-        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), Compression::best());
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
         e.write_all(&vec![0u8; 1024 * 1024]).unwrap();
         let z = e.finish().unwrap();
         let text = format!("HC1:{}", base45::encode(&z));
@@ -161,7 +118,7 @@ mod tests {
     #[test]
     fn truncated_zlib_is_refused() {
         let data: Vec<u8> = (0..500u32).map(|i| (i * 31 % 251) as u8).collect();
-        let z = deflate(&data);
+        let z = crate::passport::deflate::zlib_compress(&data);
         for cut in [1, 5, z.len() / 2, z.len() - 1] {
             let text = format!("HC1:{}", base45::encode(&z[..cut]));
             assert_eq!(decode(&text), Err(DecodeError::Decompression), "cut {cut}");
@@ -177,8 +134,8 @@ mod tests {
     #[test]
     fn inflates_exactly_up_to_the_bound() {
         let data = vec![7u8; MAX_INFLATED_LEN];
-        assert_eq!(inflate(&deflate(&data)).unwrap().len(), MAX_INFLATED_LEN);
+        assert_eq!(inflate(&crate::passport::deflate::zlib_compress(&data)).unwrap().len(), MAX_INFLATED_LEN);
         let data = vec![7u8; MAX_INFLATED_LEN + 1];
-        assert_eq!(inflate(&deflate(&data)), Err(DecodeError::Decompression));
+        assert_eq!(inflate(&crate::passport::deflate::zlib_compress(&data)), Err(DecodeError::Decompression));
     }
 }

@@ -8,6 +8,7 @@ mod cbor;
 mod cose;
 mod cwt;
 mod dcc;
+mod deflate;
 mod hc1;
 pub mod translit;
 pub mod uvci;
