@@ -5,10 +5,8 @@
 //! ([`check_schema`]). The content checks that matter for a verdict (times, type) read the
 //! few claims they need.
 
-use ciborium::Value;
-
 use super::DecodeError;
-use super::cose::parse_cbor;
+use super::cbor_json::Reader;
 
 /// CWT claim keys (RFC 8392 §3.1; hcert spec §3.3.3).
 pub(crate) mod key {
@@ -53,57 +51,75 @@ pub struct Claims {
 
 /// Decodes the CWT claims. Structural problems are `CWT_DECODING_FAILED`.
 pub(crate) fn parse_claims(payload: &[u8]) -> Result<Claims, DecodeError> {
-    let Ok(Value::Map(entries)) = parse_cbor(payload) else {
+    let not_cbor = |_| DecodeError::Cwt("the payload is not well-formed CBOR");
+    let mut r = Reader::new(payload);
+    let head = r.head().map_err(not_cbor)?;
+    if head.major != 5 {
         return Err(DecodeError::Cwt("the payload is not a CBOR map"));
-    };
+    }
     let mut claims =
         Claims { issuer: None, issued_at: None, expires_at: None, dcc: serde_json::Value::Null, history: None };
-    let mut hcert = None;
-    for (k, v) in &entries {
-        let Some(k) = int_key(k) else { continue };
-        match k {
-            key::ISSUER => match v {
-                Value::Text(s) => claims.issuer = Some(s.clone()),
-                _ => return Err(DecodeError::Cwt("iss is not text")),
-            },
-            key::ISSUED_AT => claims.issued_at = Some(numeric_date(v).ok_or(DecodeError::Cwt("iat is not a number"))?),
-            key::EXPIRES => claims.expires_at = Some(numeric_date(v).ok_or(DecodeError::Cwt("exp is not a number"))?),
-            key::HCERT => hcert = Some(v),
-            key::DOSE_HISTORY => claims.history = Some(to_json(v)),
-            _ => {}
+    let mut dcc = None;
+    let mut entries = head.arg;
+    while r.next_entry(&mut entries) {
+        let key_head = r.head().map_err(not_cbor)?;
+        let Some(key) = Reader::integer(key_head).and_then(|k| i64::try_from(k).ok()) else {
+            // A text or other key: not a claim we read.
+            r.json_after_head(key_head, 1).map_err(not_cbor)?;
+            r.skip(1).map_err(not_cbor)?;
+            continue;
+        };
+        match key {
+            key::ISSUER => {
+                let h = r.head().map_err(not_cbor)?;
+                claims.issuer = Some(r.text(h).map_err(|_| DecodeError::Cwt("iss is not text"))?);
+            }
+            key::ISSUED_AT => {
+                claims.issued_at = Some(r.number(1).map_err(not_cbor)?.ok_or(DecodeError::Cwt("iat is not a number"))?);
+            }
+            key::EXPIRES => {
+                claims.expires_at =
+                    Some(r.number(1).map_err(not_cbor)?.ok_or(DecodeError::Cwt("exp is not a number"))?);
+            }
+            key::HCERT => dcc = Some(hcert_dcc(&mut r)?),
+            key::DOSE_HISTORY => claims.history = Some(r.json(1).map_err(not_cbor)?),
+            _ => r.skip(1).map_err(not_cbor)?,
         }
     }
-    let Some(Value::Map(hcert)) = hcert else {
-        return Err(DecodeError::Cwt("no hcert claim (-260)"));
-    };
-    let dcc = hcert
-        .iter()
-        .find_map(|(k, v)| (int_key(k) == Some(key::HCERT_DCC)).then_some(v))
-        .ok_or(DecodeError::Cwt("hcert has no DCC (key 1)"))?;
-    claims.dcc = to_json(dcc);
+    if !r.at_end() {
+        return Err(DecodeError::Cwt("trailing bytes after the claims"));
+    }
+    claims.dcc =
+        dcc.ok_or(DecodeError::Cwt("no hcert claim (-260)"))?.ok_or(DecodeError::Cwt("hcert has no DCC (key 1)"))?;
     Ok(claims)
 }
 
-fn int_key(v: &Value) -> Option<i64> {
-    match v {
-        Value::Integer(i) => i64::try_from(i128::from(*i)).ok(),
-        _ => None,
+/// Reads the `hcert` map and returns its DCC (key 1), if any.
+fn hcert_dcc(r: &mut Reader<'_>) -> Result<Option<serde_json::Value>, DecodeError> {
+    let not_cbor = |_| DecodeError::Cwt("the payload is not well-formed CBOR");
+    let head = r.head().map_err(not_cbor)?;
+    if head.major != 5 {
+        return Err(DecodeError::Cwt("no hcert claim (-260)"));
     }
+    let mut dcc = None;
+    let mut entries = head.arg;
+    while r.next_entry(&mut entries) {
+        let key_head = r.head().map_err(not_cbor)?;
+        if Reader::integer(key_head) == Some(i128::from(key::HCERT_DCC)) {
+            dcc = Some(r.json(2).map_err(not_cbor)?);
+        } else {
+            r.json_after_head(key_head, 2).map_err(not_cbor)?;
+            r.skip(2).map_err(not_cbor)?;
+        }
+    }
+    Ok(dcc)
 }
 
-/// A CWT NumericDate: integer or floating point (RFC 8392 §2), possibly tagged 1 (epoch).
-fn numeric_date(v: &Value) -> Option<f64> {
-    match v {
-        Value::Integer(i) => Some(i128::from(*i) as f64),
-        Value::Float(f) if f.is_finite() => Some(*f),
-        Value::Tag(1, inner) => numeric_date(inner),
-        _ => None,
-    }
-}
-
-/// Converts CBOR to JSON: tags are dropped (a `tdat` date-time tag 0 becomes its string),
-/// byte strings become base64, non-text map keys their decimal or debug form.
-pub(crate) fn to_json(v: &Value) -> serde_json::Value {
+/// Converts a ciborium value to JSON the way the CBOR reader reads CBOR: the oracle of the
+/// reader's property test.
+#[cfg(test)]
+pub(crate) fn to_json(v: &ciborium::Value) -> serde_json::Value {
+    use ciborium::Value;
     use serde_json::Value as J;
     match v {
         Value::Integer(i) => {
@@ -133,7 +149,7 @@ pub(crate) fn to_json(v: &Value) -> serde_json::Value {
                     let key = match k {
                         Value::Text(s) => s.clone(),
                         Value::Integer(i) => i128::from(*i).to_string(),
-                        other => format!("{other:?}"),
+                        other => to_json(other).to_string(),
                     };
                     (key, to_json(v))
                 })

@@ -5,6 +5,7 @@
 //! certificates, files, databases or the clock: `iat`/`exp` come in as numbers.
 
 mod cbor;
+mod cbor_json;
 mod cose;
 mod cwt;
 mod dcc;

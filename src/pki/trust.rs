@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use super::ChainError;
 use super::cert::{Certificate, Kid, parse_certificates};
@@ -33,7 +33,7 @@ pub struct TrustStore {
     by_kid: HashMap<Kid, Vec<usize>>,
     paths: PathSet,
     /// Validated paths by signer index; reused while `at` lies in the path's validity.
-    cache: RwLock<HashMap<usize, ValidatedPath>>,
+    cache: RwLock<HashMap<usize, Arc<ValidatedPath>>>,
     /// Path validations actually run (not served from the cache); for tests and metrics.
     validations: std::sync::atomic::AtomicU64,
 }
@@ -202,15 +202,15 @@ impl TrustStore {
 
     /// Validates the path of signer `index` at `at` (Unix seconds), reusing an earlier result
     /// while `at` lies in every certificate's validity. Pinned signers need no path.
-    pub fn validate_signer(&self, index: usize, at: i64) -> Result<ValidatedPath, ChainError> {
+    pub fn validate_signer(&self, index: usize, at: i64) -> Result<Arc<ValidatedPath>, ChainError> {
         let signer =
             self.signers.get(index).ok_or_else(|| ChainError::ChainInvalid { detail: "unknown signer".into() })?;
         if signer.pinned {
-            return Ok(ValidatedPath {
+            return Ok(Arc::new(ValidatedPath {
                 subjects: vec![signer.cert.subject.clone()],
                 valid_from: signer.cert.validity.map_or(i64::MIN, |v| v.0),
                 valid_until: signer.cert.validity.map_or(i64::MAX, |v| v.1),
-            });
+            }));
         }
         if let Some(hit) = self.cache.read().ok().and_then(|c| c.get(&index).cloned())
             && hit.valid_from <= at
@@ -219,9 +219,9 @@ impl TrustStore {
             return Ok(hit);
         }
         self.validations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = self.paths.validate(&signer.cert, &self.anchors, &self.intermediates, at)?;
+        let path = Arc::new(self.paths.validate(&signer.cert, &self.anchors, &self.intermediates, at)?);
         if let Ok(mut c) = self.cache.write() {
-            c.insert(index, path.clone());
+            c.insert(index, Arc::clone(&path));
         }
         Ok(path)
     }

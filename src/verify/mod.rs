@@ -103,28 +103,31 @@ impl Verifier {
         };
         // Decoded for display only; nothing below trusts it before the signature verified.
         let claims = message.claims();
-        let mut verdict = Verdict::rejected(ReasonCode::Ok, "");
-        if let Ok(c) = &claims {
-            verdict.payload = Some(c.dcc.clone());
-            verdict.history = c.history.clone();
-            verdict.iat = c.issued_at;
-            verdict.exp = c.expires_at;
-        }
         let at_secs = at.unix_timestamp();
-        let (reason, detail) = match self.check(&message, claims, at, at_secs, &mut verdict.signer) {
+        let mut signer = None;
+        let outcome = self.check(&message, &claims, at, at_secs, &mut signer);
+        let (reason, detail) = match outcome {
             Ok(()) => (ReasonCode::Ok, None),
             Err((r, d)) => (r, Some(d)),
         };
+        let mut verdict = Verdict::rejected(reason, "");
         verdict.valid = reason == ReasonCode::Ok;
-        verdict.reason = reason;
         verdict.detail = detail;
+        verdict.signer = signer;
+        // Moved, not cloned: the verdict is the claims' last user.
+        if let Ok(c) = claims {
+            verdict.payload = Some(c.dcc);
+            verdict.history = c.history;
+            verdict.iat = c.issued_at;
+            verdict.exp = c.expires_at;
+        }
         verdict
     }
 
     fn check(
         &self,
         message: &CoseSign1,
-        claims: Result<Claims, DecodeError>,
+        claims: &Result<Claims, DecodeError>,
         at: OffsetDateTime,
         at_secs: i64,
         signer_out: &mut Option<SignerInfo>,
@@ -152,7 +155,7 @@ impl Verifier {
             if !message.verify_signature(key) {
                 continue;
             }
-            let outcome = self.evaluate(index, signer, &claims, at, at_secs);
+            let outcome = self.evaluate(index, signer, claims, at, at_secs);
             let better = match &best {
                 None => true,
                 Some(b) => rank(&outcome) > rank(b),
@@ -196,7 +199,7 @@ impl Verifier {
             let kind = passport::check_schema(&claims.dcc).map_err(|e| (ReasonCode::from(&e), e.to_string()))?;
             pki::check_validity(cert, at_secs).map_err(chain_failure)?;
             let path = self.trust.validate_signer(index, at_secs).map_err(chain_failure)?;
-            info.chain = path.subjects;
+            info.chain.clone_from(&path.subjects);
             if self.revocations.is_facility_revoked(&cert.kid) {
                 return Err(chain_failure(ChainError::SignerRevoked));
             }
