@@ -111,13 +111,12 @@ pub struct GenSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum GenError {
     /// Creating or writing a file or the output directory failed.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {cause}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (in the message, not `source()`, so it prints once).
+        cause: std::io::Error,
     },
     /// Writing a CSV record failed.
     #[error("cannot write CSV: {0}")]
@@ -144,7 +143,7 @@ pub fn generate(opts: &GenOptions, out_dir: &Path) -> Result<GenSummary, GenErro
     if opts.persons > MAX_PERSONS {
         return Err(GenError::TooManyPersons { requested: opts.persons, max: MAX_PERSONS });
     }
-    std::fs::create_dir_all(out_dir).map_err(|source| GenError::Io { path: out_dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(out_dir).map_err(|source| GenError::Io { path: out_dir.to_path_buf(), cause: source })?;
     let mut out = Outputs::create(out_dir)?;
     let world = World::new(opts.seed, opts.persons);
     let mut registry = RegistryShuffle::new(opts.seed);
@@ -1788,7 +1787,7 @@ impl Outputs {
     fn create(dir: &Path) -> Result<Self, GenError> {
         let open = |name: &str, header: &[&str]| -> Result<(CsvOut, PathBuf), GenError> {
             let path = dir.join(name);
-            let file = File::create(&path).map_err(|source| GenError::Io { path: path.clone(), source })?;
+            let file = File::create(&path).map_err(|source| GenError::Io { path: path.clone(), cause: source })?;
             let mut w = csv::WriterBuilder::new()
                 .terminator(csv::Terminator::CRLF)
                 .from_writer(BufWriter::with_capacity(1 << 16, file));
@@ -1842,7 +1841,7 @@ impl Outputs {
     fn flush(&mut self) -> Result<(), GenError> {
         let [p1, p2, p3] = &self.paths;
         for (w, path) in [(&mut self.registry, p1), (&mut self.doses, p2), (&mut self.truth, p3)] {
-            w.flush().map_err(|source| GenError::Io { path: path.clone(), source })?;
+            w.flush().map_err(|source| GenError::Io { path: path.clone(), cause: source })?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 mod r#gen;
 mod pki;
 mod render;
+mod serve;
 mod sign;
 mod verify;
 
@@ -38,6 +39,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Render a passport QR text as a PNG or SVG image.
     Render(render::RenderArgs),
+    /// Run the HTTP service: verification, trust list, traveller download, revocation.
+    Serve(serve::ServeArgs),
 }
 
 /// Runs a parsed command line. `Ok` carries the exit code (`verify` exits 1 for "not valid").
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Render(args) => render::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

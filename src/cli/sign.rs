@@ -75,20 +75,11 @@ pub(super) struct SignArgs {
 
 /// Loads the deployment secret, creating it (0600) on first use.
 fn load_secret(path: &Path) -> anyhow::Result<DerivationKey> {
-    if !path.exists() {
-        let mut bytes = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-            .map_err(|_| anyhow::anyhow!("no system randomness to create {}", path.display()))?;
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        pki::write_new_file(path, format!("{hex}\n").as_bytes(), true)?;
+    let (key, created) = DerivationKey::load_or_create(path)?;
+    if created {
         eprintln!("created the deployment secret {}", path.display());
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let text = text.trim();
-    if text.len() < 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("{}: not a secret of at least 64 hex digits", path.display());
-    }
-    Ok(DerivationKey::new(text.as_bytes()))
+    Ok(key)
 }
 
 fn load_facility(args: &SignArgs, now: OffsetDateTime, secret: DerivationKey) -> anyhow::Result<SigningFacility> {

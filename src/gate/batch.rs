@@ -47,6 +47,32 @@ impl DerivationKey {
         DerivationKey(hmac::Key::new(hmac::HMAC_SHA256, secret))
     }
 
+    /// Loads the deployment secret file (hex), creating it (32 random bytes, mode 0600) on
+    /// first use. Returns whether it was created.
+    pub fn load_or_create(path: &std::path::Path) -> Result<(DerivationKey, bool), crate::pki::FileError> {
+        use crate::pki::FileError;
+        let created = !path.exists();
+        if created {
+            let mut bytes = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                .map_err(|_| FileError::content(path, "no system randomness to create it"))?;
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            crate::pki::write_new_file(path, format!("{hex}\n").as_bytes(), true)?;
+        }
+        let text = String::from_utf8(crate::pki::read_file(path)?)
+            .map_err(|_| FileError::content(path, "not a secret of at least 64 hex digits"))?;
+        let text = text.trim();
+        if text.len() < 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(FileError::content(path, "not a secret of at least 64 hex digits"));
+        }
+        Ok((DerivationKey::new(text.as_bytes()), created))
+    }
+
+    /// The tag of a short-lived download token for `uvci`, valid until `expires` (Unix s).
+    pub fn download_tag(&self, uvci: &str, expires: i64) -> Vec<u8> {
+        self.tag("vaxpass/download/v1", &[uvci.as_bytes(), &expires.to_be_bytes()]).as_ref().to_vec()
+    }
+
     fn tag(&self, domain: &str, parts: &[&[u8]]) -> hmac::Tag {
         let mut ctx = hmac::Context::with_key(&self.0);
         ctx.update(domain.as_bytes());

@@ -254,7 +254,7 @@ pub fn sign_csr(issuer: &CaFiles, csr_path: &Path, days: u32, now: OffsetDateTim
 /// Writes issued files into `dir` as `key.pem` (0600), `cert.pem` and `chain.pem`. Refuses
 /// before writing anything if one of them exists.
 pub fn write_issued(dir: &Path, issued: &Issued) -> Result<Vec<PathBuf>, FileError> {
-    std::fs::create_dir_all(dir).map_err(|source| FileError::Io { path: dir.to_owned(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| FileError::Io { path: dir.to_owned(), cause: source })?;
     let key = dir.join("key.pem");
     let cert = dir.join("cert.pem");
     let chain = dir.join("chain.pem");
@@ -271,4 +271,18 @@ pub fn write_issued(dir: &Path, issued: &Issued) -> Result<Vec<PathBuf>, FileErr
         written.push(chain);
     }
     Ok(written)
+}
+
+/// A trust-list signer: an end-entity certificate of the root for signing the published
+/// bundle of roots, DSCs and revocations (SPEC §7 `GET /api/v1/trust-list`).
+pub fn issue_trust_list_signer(issuer: &CaFiles, days: u32, now: OffsetDateTime) -> Result<Issued, IssueError> {
+    check_days(days, MAX_FACILITY_DAYS)?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "Bộ Y tế - Trust List Signer");
+    dn.push(DnType::OrganizationName, ORGANIZATION);
+    dn.push(DnType::CountryName, "VN");
+    let mut p = base_params(dn, days, now, Some(issuer));
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    finish(&p, KeyPair::generate()?, Some(issuer))
 }

@@ -11,12 +11,12 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, not `source()`, so it prints once).
+        cause: std::io::Error,
     },
     /// Refusing to overwrite an existing file (keys are never replaced silently).
     #[error("{path}: already exists; refusing to overwrite it")]
@@ -35,14 +35,15 @@ pub enum FileError {
 }
 
 impl FileError {
-    pub(crate) fn content(path: &Path, problem: impl Into<String>) -> FileError {
+    /// A content problem with `path`.
+    pub fn content(path: &Path, problem: impl Into<String>) -> FileError {
         FileError::Content { path: path.to_owned(), problem: problem.into() }
     }
 }
 
 /// Reads a whole file, naming it in the error.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, FileError> {
-    fs::read(path).map_err(|source| FileError::Io { path: path.to_owned(), source })
+    fs::read(path).map_err(|source| FileError::Io { path: path.to_owned(), cause: source })
 }
 
 /// Creates `path` with `contents`, failing if it exists. `private` files get mode 0600 from
@@ -57,9 +58,11 @@ pub fn write_new_file(path: &Path, contents: &[u8], private: bool) -> Result<(),
     }
     let mut f = opts.open(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::AlreadyExists => FileError::Exists { path: path.to_owned() },
-        _ => FileError::Io { path: path.to_owned(), source },
+        _ => FileError::Io { path: path.to_owned(), cause: source },
     })?;
-    f.write_all(contents).and_then(|()| f.sync_all()).map_err(|source| FileError::Io { path: path.to_owned(), source })
+    f.write_all(contents)
+        .and_then(|()| f.sync_all())
+        .map_err(|source| FileError::Io { path: path.to_owned(), cause: source })
 }
 
 /// Fails if any of `paths` exists, so that a command writes all of its files or none.

@@ -14,10 +14,10 @@ pub use cert::{CertError, Certificate, Kid, SignerKey, parse_certificates};
 pub use chain::ValidatedPath;
 pub use issue::{
     CaFiles, DEFAULT_CA_DAYS, DEFAULT_ROOT_CN, DEFAULT_ROOT_DAYS, IssueError, Issued, MAX_FACILITY_DAYS, init_root,
-    issue_ca, issue_facility, make_csr, sign_csr, write_issued,
+    issue_ca, issue_facility, issue_trust_list_signer, make_csr, sign_csr, write_issued,
 };
 pub use keys::{FileError, SignError, SigningKey, ensure_absent, read_file, write_new_file};
-pub use revocation::{Revocations, uvci_hash};
+pub use revocation::{Revocations, revocation_hex, uvci_hash};
 pub use trust::{MAX_KID_CANDIDATES, Signer, TrustStore};
 
 /// Why a signer certificate is not acceptable. Each variant is one SPEC §6 reason code.

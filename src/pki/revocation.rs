@@ -46,6 +46,11 @@ pub fn uvci_hash(uvci: &str) -> [u8; 32] {
     h
 }
 
+/// The revocation key of a UVCI as stored and published: lowercase hex SHA-256.
+pub fn revocation_hex(uvci: &str) -> String {
+    hex(&uvci_hash(uvci))
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -96,6 +101,14 @@ impl Revocations {
     /// Revokes a passport by UVCI.
     pub fn revoke_passport(&mut self, uvci: &str) {
         self.passports.insert(uvci_hash(uvci));
+    }
+
+    /// Revokes a passport by the hex SHA-256 of its UVCI (as stored and published);
+    /// anything else is ignored.
+    pub fn revoke_passport_hash_hex(&mut self, hex: &str) {
+        if let Some(h) = unhex32(hex) {
+            self.passports.insert(h);
+        }
     }
 
     /// Revokes a facility DSC by kid.

@@ -73,9 +73,10 @@ fn is_certificate_file(p: &Path) -> bool {
 }
 
 fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), FileError> {
-    let meta = std::fs::metadata(path).map_err(|source| FileError::Io { path: path.to_owned(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| FileError::Io { path: path.to_owned(), cause: source })?;
     if meta.is_dir() {
-        let entries = std::fs::read_dir(path).map_err(|source| FileError::Io { path: path.to_owned(), source })?;
+        let entries =
+            std::fs::read_dir(path).map_err(|source| FileError::Io { path: path.to_owned(), cause: source })?;
         let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         children.sort();
         for child in children {

@@ -69,7 +69,7 @@ impl Verdict {
 /// Verifies passports against a trust store and a revocation list.
 #[derive(Debug, Default)]
 pub struct Verifier {
-    trust: TrustStore,
+    trust: std::sync::Arc<TrustStore>,
     revocations: Revocations,
 }
 
@@ -81,8 +81,14 @@ struct CandidateOutcome {
 
 impl Verifier {
     /// A verifier over `trust` and `revocations`.
-    pub fn new(trust: TrustStore, revocations: Revocations) -> Verifier {
-        Verifier { trust, revocations }
+    pub fn new(trust: impl Into<std::sync::Arc<TrustStore>>, revocations: Revocations) -> Verifier {
+        Verifier { trust: trust.into(), revocations }
+    }
+
+    /// The same trust store (and its cache of validated chains) with another revocation
+    /// list: how a service applies a revocation at once.
+    pub fn with_revocations(&self, revocations: Revocations) -> Verifier {
+        Verifier { trust: std::sync::Arc::clone(&self.trust), revocations }
     }
 
     /// The trust store.

@@ -1,0 +1,161 @@
+//! `vaxpass serve` configuration: a TOML file, then `VAXPASS_*` environment variables, then
+//! command-line flags, each overriding the one before. The defaults are SPEC §7's: listen on
+//! 127.0.0.1:8080, SQLite `vaxpass.db` in the working directory, the `keys-example/`
+//! hierarchy.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Service settings.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Database URL: `sqlite://FILE` or `postgres://…`.
+    pub db: String,
+    /// The hierarchy: `root/cert.pem` (trusted), `ca-*/cert.pem`, `facility-*/cert.pem`.
+    pub keys: PathBuf,
+    /// The deployment secret (see `vaxpass sign --secret`); created if missing.
+    pub secret: PathBuf,
+    /// SHA-256 (hex) of the Ministry's admin token; `VAXPASS_ADMIN_TOKEN` gives the token
+    /// itself instead. Without either, the admin routes answer 401 to everyone.
+    pub admin_token_sha256: Option<String>,
+    /// Trust-list signing key and certificate (chained to the root). When absent and
+    /// `keys/root/key.pem` exists (the development hierarchy), a short-lived signer is
+    /// issued from it at start-up.
+    pub trust_list_key: Option<PathBuf>,
+    /// See `trust_list_key`.
+    pub trust_list_cert: Option<PathBuf>,
+    /// Largest request body in bytes (photos of QR codes are the largest).
+    pub max_body_bytes: usize,
+    /// Seconds before a request is answered 408.
+    pub request_timeout_secs: u64,
+    /// Minimum time, in milliseconds, of a traveller lookup answer, so that wrong and absent
+    /// data take the same time as a match.
+    pub lookup_floor_ms: u64,
+    /// Lookups allowed per client address per minute.
+    pub lookups_per_client_per_minute: u32,
+    /// Lookups allowed per identity number per hour.
+    pub lookups_per_identity_per_hour: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            db: crate::store::DEFAULT_DB_URL.to_owned(),
+            keys: PathBuf::from("keys-example"),
+            secret: PathBuf::from("vaxpass.secret"),
+            admin_token_sha256: None,
+            trust_list_key: None,
+            trust_list_cert: None,
+            max_body_bytes: 8 * 1024 * 1024,
+            request_timeout_secs: 10,
+            lookup_floor_ms: 300,
+            lookups_per_client_per_minute: 10,
+            lookups_per_identity_per_hour: 10,
+        }
+    }
+}
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {cause}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause (in the message, not `source()`, so it prints once).
+        cause: std::io::Error,
+    },
+    /// The file is not valid configuration.
+    #[error("{path}: {message}")]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An environment variable has a bad value.
+    #[error("{name}: {message}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads `path` (if given) over the defaults, then applies `env` (name → value).
+    pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Io { path: p.to_owned(), cause: source })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Toml { path: p.to_owned(), message: e.to_string() })?
+            }
+            None => Config::default(),
+        };
+        if let Some(v) = env("VAXPASS_LISTEN") {
+            config.listen =
+                v.parse().map_err(|e| ConfigError::Env { name: "VAXPASS_LISTEN", message: format!("{e}") })?;
+        }
+        if let Some(v) = env("VAXPASS_DB") {
+            config.db = v;
+        }
+        if let Some(v) = env("VAXPASS_KEYS") {
+            config.keys = v.into();
+        }
+        if let Some(v) = env("VAXPASS_SECRET") {
+            config.secret = v.into();
+        }
+        if let Some(token) = env("VAXPASS_ADMIN_TOKEN") {
+            config.admin_token_sha256 = Some(sha256_hex(token.as_bytes()));
+        }
+        Ok(config)
+    }
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, data).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_specs() {
+        let c = Config::load(None, |_| None).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.db, "sqlite://vaxpass.db");
+        assert_eq!(c.keys, PathBuf::from("keys-example"));
+    }
+
+    #[test]
+    fn file_then_environment_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vaxpass.toml");
+        std::fs::write(&p, "listen = \"0.0.0.0:9000\"\ndb = \"postgres://db/x\"\n").unwrap();
+        let c = Config::load(Some(&p), |k| (k == "VAXPASS_DB").then(|| "sqlite://other.db".to_owned())).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.db, "sqlite://other.db");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.toml");
+        std::fs::write(&p, "lisen = \"x\"\n").unwrap();
+        let e = Config::load(Some(&p), |_| None).unwrap_err().to_string();
+        assert!(e.contains("bad.toml") && e.contains("lisen"), "{e}");
+        let e = Config::load(None, |k| (k == "VAXPASS_LISTEN").then(|| "nowhere".to_owned())).unwrap_err();
+        assert!(e.to_string().starts_with("VAXPASS_LISTEN:"));
+    }
+}

@@ -1,0 +1,90 @@
+//! Prometheus metrics, kept in a few maps behind one mutex: requests and latency by route
+//! (the matched route, never the raw path, which may hold a UVCI) and verifications by reason.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Latency histogram bucket bounds, seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+/// The service's counters.
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: BTreeMap<(String, String, u16), u64>,
+    latency: BTreeMap<String, Histogram>,
+    verifications: BTreeMap<&'static str, u64>,
+}
+
+impl Metrics {
+    /// Counts one request.
+    pub fn request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        if let Ok(mut m) = self.inner.lock() {
+            *m.requests.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
+            let h = m.latency.entry(route.to_owned()).or_default();
+            let secs = elapsed.as_secs_f64();
+            for (i, b) in BUCKETS.iter().enumerate() {
+                if secs <= *b {
+                    h.counts[i] += 1;
+                }
+            }
+            h.sum += secs;
+            h.count += 1;
+        }
+    }
+
+    /// Counts one verification by its reason code.
+    pub fn verification(&self, reason: &'static str) {
+        if let Ok(mut m) = self.inner.lock() {
+            *m.verifications.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let Ok(m) = self.inner.lock() else { return String::new() };
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP vaxpass_http_requests_total HTTP requests by method, route and status.");
+        let _ = writeln!(out, "# TYPE vaxpass_http_requests_total counter");
+        for ((method, route, status), n) in &m.requests {
+            let _ = writeln!(
+                out,
+                "vaxpass_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let _ = writeln!(out, "# HELP vaxpass_http_request_duration_seconds Request latency by route.");
+        let _ = writeln!(out, "# TYPE vaxpass_http_request_duration_seconds histogram");
+        for (route, h) in &m.latency {
+            for (b, c) in BUCKETS.iter().zip(h.counts) {
+                let _ =
+                    writeln!(out, "vaxpass_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{b}\"}} {c}");
+            }
+            let _ = writeln!(
+                out,
+                "vaxpass_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(out, "vaxpass_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
+            let _ = writeln!(out, "vaxpass_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
+        }
+        let _ = writeln!(out, "# HELP vaxpass_verifications_total Passport verifications by reason code.");
+        let _ = writeln!(out, "# TYPE vaxpass_verifications_total counter");
+        for (reason, n) in &m.verifications {
+            let _ = writeln!(out, "vaxpass_verifications_total{{reason=\"{reason}\"}} {n}");
+        }
+        out
+    }
+}

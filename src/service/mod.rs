@@ -1,0 +1,266 @@
+//! The vaxpass service (SPEC §7): axum router, shared state, authentication, rate limits, one
+//! file per route group. Handlers extract, call the library and map errors; CPU- and
+//! database-bound work runs in `spawn_blocking`.
+
+mod config;
+mod error;
+mod metrics;
+mod ops;
+mod passports;
+mod revocations;
+mod trust_list;
+mod verify;
+
+pub use config::{Config, ConfigError, sha256_hex};
+pub use error::ApiError;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use time::OffsetDateTime;
+
+use crate::gate::DerivationKey;
+use crate::pki::{self, CaFiles, Kid, Revocations, SigningKey, TrustStore};
+use crate::store::{self, Revocation, Store};
+use crate::verify::Verifier;
+
+/// How often an instance re-reads revocations made through other instances.
+pub const REVOCATION_REFRESH: Duration = Duration::from_secs(1);
+
+/// State shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    config: Config,
+    store: Mutex<Box<dyn Store>>,
+    verifier: RwLock<Arc<Verifier>>,
+    revocation_version: std::sync::atomic::AtomicU64,
+    secret: DerivationKey,
+    admin_token_hash: Option<[u8; 32]>,
+    list_signer: Option<(SigningKey, String)>,
+    metrics: metrics::Metrics,
+    limits: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A key, certificate or secret file.
+    #[error(transparent)]
+    File(#[from] pki::FileError),
+    /// Issuing the development trust-list signer.
+    #[error(transparent)]
+    Issue(#[from] pki::IssueError),
+    /// The database.
+    #[error("database: {0}")]
+    Store(#[from] store::StoreError),
+    /// Bad admin token hash.
+    #[error("admin_token_sha256 is not 64 hex digits")]
+    AdminHash,
+}
+
+impl AppState {
+    /// Opens the store, loads the hierarchy and the deployment secret. Blocking.
+    pub fn open(config: Config, now: OffsetDateTime) -> Result<AppState, StartError> {
+        let store = store::open(&config.db)?;
+        let mut trust = TrustStore::new();
+        trust.load_trusted(&config.keys)?;
+        let (secret, _) = DerivationKey::load_or_create(&config.secret)?;
+        let admin_token_hash = match &config.admin_token_sha256 {
+            None => None,
+            Some(hex) => Some(parse_hex32(hex).ok_or(StartError::AdminHash)?),
+        };
+        let list_signer = match (&config.trust_list_key, &config.trust_list_cert) {
+            (Some(k), Some(c)) => {
+                Some((SigningKey::load(k)?, String::from_utf8_lossy(&pki::read_file(c)?).into_owned()))
+            }
+            _ => {
+                let root = config.keys.join("root");
+                if root.join("key.pem").exists() {
+                    // Development hierarchy: issue a short-lived signer from its root.
+                    let ca = CaFiles::load(&root.join("key.pem"), &root.join("cert.pem"))?;
+                    let issued = pki::issue_trust_list_signer(&ca, 30, now)?;
+                    let key_pem = issued.key_pem.unwrap_or_default();
+                    Some((SigningKey::from_pem(&root.join("(generated)"), key_pem.as_bytes())?, issued.cert_pem))
+                } else {
+                    None
+                }
+            }
+        };
+        let state = AppState {
+            inner: Arc::new(Shared {
+                config,
+                store: Mutex::new(store),
+                verifier: RwLock::new(Arc::new(Verifier::new(trust, Revocations::default()))),
+                revocation_version: Default::default(),
+                secret,
+                admin_token_hash,
+                list_signer,
+                metrics: metrics::Metrics::default(),
+                limits: Mutex::new(HashMap::new()),
+            }),
+        };
+        state.refresh_revocations().map_err(|e| StartError::Store(store::StoreError::Url(e.to_string())))?;
+        Ok(state)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    fn verifier(&self) -> Arc<Verifier> {
+        self.inner.verifier.read().map(|v| Arc::clone(&v)).unwrap_or_default()
+    }
+
+    /// Runs `f` on the store in a blocking task.
+    async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> Result<T, store::StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut store = state.inner.store.lock().map_err(|_| ApiError::internal("store lock poisoned"))?;
+            f(store.as_mut()).map_err(ApiError::internal)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    }
+
+    /// Re-reads the revocations from the store and swaps them into the verifier.
+    pub fn refresh_revocations(&self) -> Result<(), ApiError> {
+        let list = {
+            let mut store = self.inner.store.lock().map_err(|_| ApiError::internal("store lock poisoned"))?;
+            store.revocations().map_err(ApiError::internal)?
+        };
+        let version = list.len() as u64;
+        if version == self.inner.revocation_version.load(std::sync::atomic::Ordering::Relaxed) && version > 0 {
+            return Ok(());
+        }
+        let mut r = Revocations::default();
+        r.version = version;
+        for entry in &list {
+            match entry {
+                Revocation::Passport(hash) => r.revoke_passport_hash_hex(hash),
+                Revocation::Facility(kid) => {
+                    if let Some(k) = Kid::from_base64(kid) {
+                        r.revoke_facility(k);
+                    }
+                }
+            }
+        }
+        let next = Arc::new(self.verifier().with_revocations(r));
+        if let Ok(mut v) = self.inner.verifier.write() {
+            *v = next;
+        }
+        self.inner.revocation_version.store(version, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Counts an attempt under `key`; false once `limit` attempts fell in `window`.
+    fn allow(&self, key: String, limit: u32, window: Duration) -> bool {
+        let Ok(mut limits) = self.inner.limits.lock() else { return false };
+        let now = Instant::now();
+        // Forget expired windows now and then, so the map does not grow without bound.
+        if limits.len() > 100_000 {
+            limits.retain(|_, (start, _)| now.duration_since(*start) < window);
+        }
+        let entry = limits.entry(key).or_insert((now, 0));
+        if now.duration_since(entry.0) >= window {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= limit
+    }
+}
+
+fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The whole HTTP interface.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config().max_body_bytes;
+    let timeout = Duration::from_secs(state.config().request_timeout_secs);
+    Router::new()
+        .merge(ops::router())
+        .merge(verify::router())
+        .merge(trust_list::router())
+        .merge(passports::router())
+        .merge(revocations::router())
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Metrics and one log line per request, by matched route only: paths can hold UVCIs and
+/// bodies personal data, so neither is logged.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let elapsed = start.elapsed();
+    let status = response.status().as_u16();
+    state.inner.metrics.request(&method, &route, status, elapsed);
+    tracing::info!(%method, %route, status, micros = elapsed.as_micros() as u64, "request");
+    response
+}
+
+/// Serves until Ctrl-C or SIGTERM, then finishes the requests in flight.
+pub async fn serve(state: AppState) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(state.config().listen).await?;
+    tracing::info!(listen = %state.config().listen, "vaxpass serving");
+    let refresher = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REVOCATION_REFRESH);
+        loop {
+            tick.tick().await;
+            let s = refresher.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.refresh_revocations()).await {
+                tracing::warn!(error = %e, "revocation refresh failed");
+            }
+        }
+    });
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests;

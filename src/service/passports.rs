@@ -1,0 +1,181 @@
+//! The traveller's routes (SPEC §7): `POST /api/v1/passports/lookup` with identity number,
+//! date of birth and claim code, then `GET /api/v1/passports/{uvci}.{png,svg,pdf}` with the
+//! short-lived token the lookup gave.
+//!
+//! Wrong data and absent data get the same answer (`{"passports": []}`) after the same time
+//! (a floor of `lookup_floor_ms`); claim codes are compared as keyed hashes in constant time;
+//! attempts are limited per client address and per identity number.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{Extensions, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
+
+use super::{ApiError, AppState};
+use crate::gate::dates::parse_date;
+use crate::gate::identity::parse_id;
+use crate::render::{QrFormat, render_qr};
+
+/// Lifetime of a download token.
+pub const DOWNLOAD_TOKEN_SECS: i64 = 15 * 60;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/passports/lookup", post(lookup))
+        .route("/api/v1/passports/{file}", get(download))
+        .layer(axum::extract::DefaultBodyLimit::max(4096))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupRequest {
+    id_number: String,
+    dob: String,
+    claim_code: String,
+}
+
+#[derive(Serialize)]
+struct LookupAnswer {
+    passports: Vec<Found>,
+}
+
+#[derive(Serialize)]
+struct Found {
+    uvci: String,
+    token: String,
+    token_expires_at: i64,
+    png: String,
+    svg: String,
+    pdf: String,
+}
+
+/// The identity number as the gate repairs it (CCCD/CMND), or a foreigner's passport number.
+fn normalise_id(raw: &str) -> String {
+    parse_id(raw, "VN")
+        .or_else(|_| parse_id(raw, "ZZ"))
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_else(|_| raw.trim().to_ascii_uppercase())
+}
+
+fn client_of(ext: &Extensions) -> String {
+    ext.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+}
+
+/// `POST /api/v1/passports/lookup` — traveller.
+async fn lookup(
+    State(state): State<AppState>,
+    ext: Extensions,
+    body: Result<Json<LookupRequest>, JsonRejection>,
+) -> Result<Json<LookupAnswer>, ApiError> {
+    let start = Instant::now();
+    let floor = Duration::from_millis(state.config().lookup_floor_ms);
+    let Json(req) = body?;
+    if !state.allow(
+        format!("client:{}", client_of(&ext)),
+        state.config().lookups_per_client_per_minute,
+        Duration::from_secs(60),
+    ) {
+        return Err(ApiError::TooManyRequests);
+    }
+    let id = normalise_id(&req.id_number);
+    let id_hash = state.inner.secret.id_hash(&id);
+    let identity_key = format!("id:{}", crate::pki::revocation_hex(&id));
+    if !state.allow(identity_key, state.config().lookups_per_identity_per_hour, Duration::from_secs(3600)) {
+        return Err(ApiError::TooManyRequests);
+    }
+    let claim_hash = state.inner.secret.claim_hash(req.claim_code.trim().to_ascii_uppercase().as_str());
+    let dob = parse_date(&req.dob).map(|d| d.to_iso()).unwrap_or_default();
+    let stored = state.with_store(move |s| s.passports_by_id_hash(&id_hash)).await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut found = Vec::new();
+    for p in stored {
+        let claim_ok = bool::from(p.claim_hash.ct_eq(&claim_hash));
+        // Our own passports: the date of birth is read from the signed content.
+        let dob_ok = crate::passport::decode(&p.hc1)
+            .ok()
+            .and_then(|m| m.claims().ok())
+            .and_then(|c| c.dcc.get("dob").and_then(|d| d.as_str()).map(|d| d == dob))
+            .unwrap_or(false);
+        if claim_ok && dob_ok {
+            let expires = now + DOWNLOAD_TOKEN_SECS;
+            let token = format!(
+                "{expires}.{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(state.inner.secret.download_tag(&p.uvci, expires))
+            );
+            let path = format!("/api/v1/passports/{}", percent_encode(&p.uvci));
+            found.push(Found {
+                png: format!("{path}.png?token={token}"),
+                svg: format!("{path}.svg?token={token}"),
+                pdf: format!("{path}.pdf?token={token}"),
+                uvci: p.uvci,
+                token,
+                token_expires_at: expires,
+            });
+        }
+    }
+    // The same time whether the person exists, the code is wrong, or it all matched.
+    tokio::time::sleep(floor.saturating_sub(start.elapsed())).await;
+    Ok(Json(LookupAnswer { passports: found }))
+}
+
+/// Percent-encodes a UVCI for one path segment (it contains `:`, `/` and `#`).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'.' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: String,
+}
+
+fn check_token(state: &AppState, uvci: &str, token: &str, now: i64) -> Result<(), ApiError> {
+    let (exp, tag) = token.split_once('.').ok_or(ApiError::NotFound)?;
+    let exp: i64 = exp.parse().map_err(|_| ApiError::NotFound)?;
+    let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tag).map_err(|_| ApiError::NotFound)?;
+    let expected = state.inner.secret.download_tag(uvci, exp);
+    if exp < now || !bool::from(tag.ct_eq(&expected)) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/passports/{uvci}.{png,svg,pdf}?token=…` — traveller, with the lookup's token.
+async fn download(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    Query(q): Query<TokenQuery>,
+) -> Result<Response, ApiError> {
+    let (uvci, ext) = file.rsplit_once('.').ok_or(ApiError::NotFound)?;
+    let format = match ext {
+        "png" => QrFormat::Png,
+        "svg" => QrFormat::Svg,
+        "pdf" => return Err(ApiError::NotImplemented("the PDF certificate is not available yet; download the PNG")),
+        _ => return Err(ApiError::NotFound),
+    };
+    check_token(&state, uvci, &q.token, time::OffsetDateTime::now_utc().unix_timestamp())?;
+    let uvci = uvci.to_owned();
+    let hc1 = state.with_store(move |s| s.passport_by_uvci(&uvci)).await?.ok_or(ApiError::NotFound)?;
+    let bytes = tokio::task::spawn_blocking(move || render_qr(&hc1, format))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let content_type = if format == QrFormat::Png { "image/png" } else { "image/svg+xml" };
+    Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-store")], bytes).into_response())
+}

@@ -1,0 +1,72 @@
+//! `POST /api/v1/revocations` (SPEC §7): the Ministry revokes a passport (by UVCI) or a
+//! facility DSC (by kid). Verification in this instance fails at once; other instances
+//! re-read revocations every [`super::REVOCATION_REFRESH`]; the next trust list carries it.
+
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use subtle::ConstantTimeEq as _;
+
+use super::{ApiError, AppState};
+use crate::pki::{Kid, revocation_hex};
+use crate::store::Revocation;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/revocations", post(revoke))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    uvci: Option<String>,
+    kid: Option<String>,
+}
+
+/// Checks `Authorization: Bearer <admin token>` in constant time against the configured hash.
+pub(super) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized)?;
+    let Some(expected) = &state.inner.admin_token_hash else { return Err(ApiError::Unauthorized) };
+    let given = ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes());
+    if bool::from(given.as_ref().ct_eq(expected)) { Ok(()) } else { Err(ApiError::Unauthorized) }
+}
+
+/// `POST /api/v1/revocations` — ministry, authenticated. Body `{"uvci": …}` or `{"kid": …}`.
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<RevokeRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    let Json(req) = body?;
+    let revocation = match (req.uvci, req.kid) {
+        (Some(uvci), None) if !uvci.trim().is_empty() => Revocation::Passport(revocation_hex(uvci.trim())),
+        (None, Some(kid)) => {
+            let kid = Kid::from_base64(&kid)
+                .ok_or_else(|| ApiError::BadRequest("kid is not a base64 8-byte key id".into()))?;
+            Revocation::Facility(kid.to_base64())
+        }
+        _ => return Err(ApiError::BadRequest("give exactly one of uvci and kid".into())),
+    };
+    let at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let stored = revocation.clone();
+    state.with_store(move |s| s.revoke(&stored, at)).await?;
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || s.refresh_revocations()).await.map_err(ApiError::internal)??;
+    let version = state.verifier().revocations().version;
+    tracing::info!(
+        kind = match revocation {
+            Revocation::Passport(_) => "passport",
+            Revocation::Facility(_) => "facility",
+        },
+        version,
+        "revoked"
+    );
+    Ok(Json(serde_json::json!({"revoked": true, "version": version + 1})))
+}
