@@ -21,6 +21,9 @@ pub enum ApiError {
     /// Nothing there, or not for this token (404).
     #[error("not found")]
     NotFound,
+    /// The body is larger than the route accepts (413).
+    #[error("the request body is too large")]
+    PayloadTooLarge,
     /// Not available yet (501).
     #[error("{0}")]
     NotImplemented(&'static str),
@@ -41,6 +44,7 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
             ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "NOT_IMPLEMENTED"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }
@@ -63,6 +67,10 @@ impl IntoResponse for ApiError {
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> ApiError {
-        ApiError::BadRequest(r.body_text())
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest(r.body_text())
+        }
     }
 }

@@ -1,1 +1,343 @@
+//! The service through its router, without a socket (axum's `oneshot`).
 
+use std::collections::HashMap;
+use std::path::Path;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine as _;
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+use super::*;
+use crate::gate::{self, BatchSink, DoseReader, GateError, Registry, Rejection, SignedPassport, SigningFacility};
+use crate::pki::{Certificate, SigningKey};
+
+const ADMIN_TOKEN: &str = "test-admin-token";
+
+const REGISTRY: &str = "id_number,old_id,full_name,dob,sex
+001090000123,012345678,Nguyễn Văn An,1990-05-02,M
+001185000456,,Trần Thị Bình,1985,F
+";
+const DOSES: &str =
+    "record_id,facility_code,id_number,full_name,dob,sex,nationality,phone,vaccine,lot,dose_number,vaccination_date
+R1,01001,001090000123,Nguyen Van An,02/05/1990,Nam,,,AstraZeneca,,,2021-07-01
+R2,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,AstraZeneca,,,2021-09-20
+R3,01001,001185000456,Trần Thị Bình,01/01/1985,Nữ,,,Pfizer,,,2021-08-01
+";
+
+struct StoreSink<'a>(&'a mut dyn Store, Vec<SignedPassport>);
+
+impl BatchSink for StoreSink<'_> {
+    fn rejected(&mut self, _: &Rejection) -> Result<(), GateError> {
+        Ok(())
+    }
+    fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError> {
+        self.0.hc1_by_uvci(uvcis).map_err(|e| GateError::Sink(e.to_string()))
+    }
+    fn signed(&mut self, passports: &[SignedPassport], _: &[bool]) -> Result<(), GateError> {
+        let refs: Vec<&SignedPassport> = passports.iter().collect();
+        self.0.insert_passports("test", "01001", 0, &refs).map_err(|e| GateError::Sink(e.to_string()))?;
+        self.1.extend_from_slice(passports);
+        Ok(())
+    }
+}
+
+fn keys() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example")
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    passports: Vec<SignedPassport>,
+}
+
+/// A service over a fresh SQLite database holding the passports of a small batch.
+fn fixture(tweak: impl FnOnce(&mut Config)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        db: format!("sqlite://{}", dir.path().join("v.db").display()),
+        keys: keys(),
+        secret: dir.path().join("secret"),
+        admin_token_sha256: Some(sha256_hex(ADMIN_TOKEN.as_bytes())),
+        lookup_floor_ms: 20,
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let (secret, _) = DerivationKey::load_or_create(&config.secret).unwrap();
+    let facility_dir = keys().join("facility-01001");
+    let facility = SigningFacility {
+        key: SigningKey::load(&facility_dir.join("key.pem")).unwrap(),
+        cert: crate::pki::parse_certificates(&std::fs::read(facility_dir.join("cert.pem")).unwrap(), true)
+            .unwrap()
+            .remove(0),
+        facility_code: "01001".into(),
+        secret,
+        issuer: "Ministry of Health Viet Nam".into(),
+        include_history: true,
+        now: time::OffsetDateTime::now_utc(),
+    };
+    let mut store = store::open(&config.db).unwrap();
+    let registry = Registry::load(REGISTRY.as_bytes(), "registry.csv").unwrap();
+    let mut sink = StoreSink(store.as_mut(), Vec::new());
+    gate::run(DoseReader::new(DOSES.as_bytes(), "doses.csv").unwrap(), Some(&registry), &facility, &mut sink).unwrap();
+    let passports = sink.1;
+    drop(store);
+    let state = AppState::open(config, time::OffsetDateTime::now_utc()).unwrap();
+    Fixture { _dir: dir, state, passports }
+}
+
+async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Vec<u8>) {
+    let res = router(state.clone()).oneshot(req).await.unwrap();
+    let status = res.status();
+    (status, res.into_body().collect().await.unwrap().to_bytes().to_vec())
+}
+
+fn post_json(uri: &str, body: &Value, token: Option<&str>) -> Request<Body> {
+    let mut b = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    b.body(Body::from(body.to_string())).unwrap()
+}
+
+async fn verify(state: &AppState, qr: &str) -> Value {
+    let (status, body) = call(state, post_json("/api/v1/verify", &json!({"qr": qr}), None)).await;
+    assert_eq!(status, StatusCode::OK);
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[tokio::test]
+async fn verify_answers_the_spec_object_and_never_500() {
+    let f = fixture(|_| {});
+    let v = verify(&f.state, &f.passports[0].hc1).await;
+    assert_eq!((v["valid"].clone(), v["reason"].clone()), (json!(true), json!("OK")));
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 7, "{keys:?}");
+    assert_eq!(v["signer"]["facility_code"], "01001");
+    assert_eq!(v["signer"]["chain"].as_array().unwrap().len(), 3);
+
+    assert_eq!(verify(&f.state, "HC1:").await["reason"], "DECOMPRESSION_FAILED");
+    assert_eq!(verify(&f.state, "hello").await["reason"], "INVALID_PREFIX");
+    let (status, body) = call(&f.state, Request::post("/api/v1/verify").body(Body::from("nope")).unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["error"], "BAD_REQUEST");
+    let huge = json!({"qr": "A".repeat(100_000)});
+    let (status, _) = call(&f.state, post_json("/api/v1/verify", &huge, None)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn trust_list_is_signed_by_a_certificate_of_the_root() {
+    let f = fixture(|_| {});
+    let (status, body) = call(&f.state, Request::get("/api/v1/trust-list").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let envelope: Value = serde_json::from_slice(&body).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bundle = b64.decode(envelope["bundle"].as_str().unwrap()).unwrap();
+    let signature = b64.decode(envelope["signature"].as_str().unwrap()).unwrap();
+    let signer = Certificate::from_der_strict(
+        crate::pki::parse_certificates(envelope["certificate"].as_str().unwrap().as_bytes(), true).unwrap()[0].der(),
+    )
+    .unwrap();
+    let crate::pki::SignerKey::EcP256(point) = &signer.key else { panic!("not P-256") };
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point)
+        .verify(&bundle, &signature)
+        .expect("the bundle signature verifies");
+    // The signer chains to the Ministry root.
+    let mut trust = crate::pki::TrustStore::new();
+    trust.load_trusted(&keys().join("root/cert.pem")).unwrap();
+    trust.add_trusted(vec![signer]);
+    assert!(trust.validate_signer(0, time::OffsetDateTime::now_utc().unix_timestamp()).is_ok());
+
+    let bundle: Value = serde_json::from_slice(&bundle).unwrap();
+    assert_eq!(bundle["version"], 1);
+    assert_eq!(bundle["roots"].as_array().unwrap().len(), 1);
+    assert_eq!(bundle["dscs"].as_array().unwrap().len(), 2, "facility-01001 and facility-01100");
+}
+
+#[tokio::test]
+async fn revocation_needs_the_admin_token_and_takes_effect_at_once() {
+    let f = fixture(|_| {});
+    let p = &f.passports[0];
+    let body = json!({"uvci": p.uvci});
+    for token in [None, Some("wrong"), Some("")] {
+        let (status, _) = call(&f.state, post_json("/api/v1/revocations", &body, token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
+    }
+    assert_eq!(verify(&f.state, &p.hc1).await["reason"], "OK");
+    let (status, _) = call(&f.state, post_json("/api/v1/revocations", &body, Some(ADMIN_TOKEN))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(verify(&f.state, &p.hc1).await["reason"], "REVOKED");
+    assert_eq!(verify(&f.state, &f.passports[1].hc1).await["reason"], "OK");
+
+    let kid = json!({"kid": p.kid});
+    let (status, _) = call(&f.state, post_json("/api/v1/revocations", &kid, Some(ADMIN_TOKEN))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(verify(&f.state, &f.passports[1].hc1).await["reason"], "SIGNER_REVOKED");
+
+    let (_, body) = call(&f.state, Request::get("/api/v1/trust-list").body(Body::empty()).unwrap()).await;
+    let envelope: Value = serde_json::from_slice(&body).unwrap();
+    let bundle: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD.decode(envelope["bundle"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(bundle["version"], 3);
+    assert_eq!(bundle["revocations"]["passports"], json!([crate::pki::revocation_hex(&p.uvci)]));
+    assert_eq!(bundle["revocations"]["facilities"], json!([p.kid]));
+
+    let (status, _) = call(&f.state, post_json("/api/v1/revocations", &json!({}), Some(ADMIN_TOKEN))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+async fn lookup(state: &AppState, id: &str, dob: &str, code: &str) -> (StatusCode, Value) {
+    let (status, body) = call(
+        state,
+        post_json("/api/v1/passports/lookup", &json!({"id_number": id, "dob": dob, "claim_code": code}), None),
+    )
+    .await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn lookup_finds_with_all_three_and_answers_the_same_otherwise() {
+    let f = fixture(|_| {});
+    let an = f.passports.iter().find(|p| p.id_number == "001090000123").unwrap();
+    let (status, found) = lookup(&f.state, "001 090 000 123", "1990-05-02", &an.claim_code.to_lowercase()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(found["passports"][0]["uvci"], an.uvci.as_str());
+
+    let empty = json!({"passports": []});
+    for (id, dob, code) in [
+        ("001090000123", "1990-05-02", "WRONGCODE2"),
+        ("001090000123", "1990-05-03", an.claim_code.as_str()),
+        ("001090000999", "1990-05-02", an.claim_code.as_str()),
+        ("", "", ""),
+    ] {
+        assert_eq!(lookup(&f.state, id, dob, code).await, (StatusCode::OK, empty.clone()), "{id} {dob}");
+    }
+
+    // The download works with the token, and only for its own passport and format.
+    let png = found["passports"][0]["png"].as_str().unwrap().to_owned();
+    let (status, bytes) = call(&f.state, Request::get(&png).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&bytes[..4], b"\x89PNG");
+    let svg = found["passports"][0]["svg"].as_str().unwrap().to_owned();
+    let (status, bytes) = call(&f.state, Request::get(&svg).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&bytes).contains("<svg"));
+    let other = f.passports.iter().find(|p| p.uvci != an.uvci).unwrap();
+    let stolen = png.replace(&passports::percent_encode(&an.uvci), &passports::percent_encode(&other.uvci));
+    assert_eq!(call(&f.state, Request::get(&stolen).body(Body::empty()).unwrap()).await.0, StatusCode::NOT_FOUND);
+    let tampered = format!("{}x", png.trim_end_matches(|c: char| c != '.').trim_end_matches('.'));
+    assert_eq!(call(&f.state, Request::get(&tampered).body(Body::empty()).unwrap()).await.0, StatusCode::NOT_FOUND);
+    let (status, _) =
+        call(&f.state, Request::get("/api/v1/passports/x.png?token=1.AAAA").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn wrong_and_right_lookups_take_the_floor_time() {
+    let f = fixture(|c| c.lookup_floor_ms = 150);
+    let an = &f.passports[0];
+    for code in [an.claim_code.as_str(), "WRONGCODE3"] {
+        let t = std::time::Instant::now();
+        lookup(&f.state, &an.id_number, "1990-05-02", code).await;
+        assert!(t.elapsed() >= std::time::Duration::from_millis(150));
+    }
+}
+
+#[tokio::test]
+async fn repeated_lookups_are_rate_limited_per_client_and_per_identity() {
+    let f = fixture(|c| {
+        c.lookups_per_client_per_minute = 100;
+        c.lookups_per_identity_per_hour = 3;
+    });
+    for _ in 0..3 {
+        assert_eq!(lookup(&f.state, "001090000123", "1990-05-02", "GUESS00000").await.0, StatusCode::OK);
+    }
+    assert_eq!(lookup(&f.state, "001090000123", "1990-05-02", "GUESS00000").await.0, StatusCode::TOO_MANY_REQUESTS);
+    // Another identity is not blocked by the first one's attempts.
+    assert_eq!(lookup(&f.state, "001185000456", "1985", "GUESS00000").await.0, StatusCode::OK);
+
+    let f = fixture(|c| c.lookups_per_client_per_minute = 2);
+    assert_eq!(lookup(&f.state, "1", "1", "1").await.0, StatusCode::OK);
+    assert_eq!(lookup(&f.state, "2", "2", "2").await.0, StatusCode::OK);
+    assert_eq!(lookup(&f.state, "3", "3", "3").await.0, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn operators_routes_answer() {
+    let f = fixture(|_| {});
+    let (status, _) = call(&f.state, Request::get("/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    verify(&f.state, "garbage").await;
+    let (status, body) = call(&f.state, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("vaxpass_verifications_total{reason=\"INVALID_PREFIX\"} 1"), "{text}");
+    assert!(text.contains("route=\"/api/v1/verify\""));
+    let (status, body) = call(&f.state, Request::get("/api/openapi.json").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let spec: Value = serde_json::from_slice(&body).unwrap();
+    for route in ["/api/v1/verify", "/api/v1/trust-list", "/api/v1/passports/lookup", "/api/v1/revocations"] {
+        assert!(spec["paths"].get(route).is_some(), "{route}");
+    }
+}
+
+/// A `MakeWriter` collecting log output for inspection.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(b);
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[test]
+fn no_identity_number_name_birth_date_or_claim_code_reaches_the_logs() {
+    let f = fixture(|_| {});
+    let logs = Captured::default();
+    let subscriber =
+        tracing_subscriber::fmt().json().with_max_level(tracing::Level::TRACE).with_writer(logs.clone()).finish();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let an = f.passports.iter().find(|p| p.id_number == "001090000123").unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            verify(&f.state, &an.hc1).await;
+            lookup(&f.state, "001090000123", "1990-05-02", &an.claim_code).await;
+            lookup(&f.state, "001090000123", "1990-05-02", "WRONGCODE4").await;
+            call(&f.state, post_json("/api/v1/revocations", &json!({"uvci": an.uvci}), Some(ADMIN_TOKEN))).await;
+            call(
+                &f.state,
+                Request::get(format!("/api/v1/passports/{}.png?token=1.AA", passports::percent_encode(&an.uvci)))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        });
+    });
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("/api/v1/passports/lookup"), "the requests were logged: {text}");
+    for secret in
+        ["001090000123", "Nguyễn", "NGUYEN", "1990-05-02", an.claim_code.as_str(), an.uvci.as_str(), ADMIN_TOKEN]
+    {
+        assert!(!text.contains(secret), "{secret} leaked into the logs");
+    }
+}
