@@ -40,7 +40,7 @@ pub struct AppState {
 
 struct Shared {
     config: Config,
-    store: Mutex<Box<dyn Store>>,
+    store: StoreThread,
     verifier: RwLock<Arc<Verifier>>,
     revocation_version: std::sync::atomic::AtomicU64,
     secret: DerivationKey,
@@ -73,7 +73,7 @@ pub enum StartError {
 impl AppState {
     /// Opens the store, loads the hierarchy and the deployment secret. Blocking.
     pub fn open(config: Config, now: OffsetDateTime) -> Result<AppState, StartError> {
-        let store = store::open(&config.db)?;
+        let store = StoreThread::open(&config.db)?;
         let mut trust = TrustStore::new();
         trust.load_trusted(&config.keys)?;
         let (secret, _) = DerivationKey::load_or_create(&config.secret)?;
@@ -101,7 +101,7 @@ impl AppState {
         let state = AppState {
             inner: Arc::new(Shared {
                 config,
-                store: Mutex::new(store),
+                store,
                 verifier: RwLock::new(Arc::new(Verifier::new(trust, Revocations::default()))),
                 revocation_version: Default::default(),
                 secret,
@@ -124,26 +124,26 @@ impl AppState {
         self.inner.verifier.read().map(|v| Arc::clone(&v)).unwrap_or_default()
     }
 
-    /// Runs `f` on the store in a blocking task.
+    /// Runs `f` on the store thread and awaits its answer.
     async fn with_store<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut dyn Store) -> Result<T, store::StoreError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let state = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut store = state.inner.store.lock().map_err(|_| ApiError::internal("store lock poisoned"))?;
-            f(store.as_mut()).map_err(ApiError::internal)
-        })
-        .await
-        .map_err(ApiError::internal)?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner.store.send(Box::new(move |s| {
+            let _ = tx.send(f(s));
+        }))?;
+        rx.await.map_err(|_| ApiError::internal("the store thread stopped"))?.map_err(ApiError::internal)
     }
 
     /// Re-reads the revocations from the store and swaps them into the verifier.
     pub fn refresh_revocations(&self) -> Result<(), ApiError> {
-        let list = {
-            let mut store = self.inner.store.lock().map_err(|_| ApiError::internal("store lock poisoned"))?;
-            store.revocations().map_err(ApiError::internal)?
-        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.inner.store.send(Box::new(move |s| {
+            let _ = tx.send(s.revocations());
+        }))?;
+        let list =
+            rx.recv().map_err(|_| ApiError::internal("the store thread stopped"))?.map_err(ApiError::internal)?;
         let version = list.len() as u64;
         if version == self.inner.revocation_version.load(std::sync::atomic::Ordering::Relaxed) && version > 0 {
             return Ok(());
@@ -182,6 +182,46 @@ impl AppState {
         }
         entry.1 += 1;
         entry.1 <= limit
+    }
+}
+
+/// A job for the store thread.
+type StoreJob = Box<dyn FnOnce(&mut dyn Store) + Send>;
+
+/// The store, owned by a plain OS thread that runs jobs in order. Why not the blocking pool?
+/// The synchronous PostgreSQL client runs its own runtime and refuses to start on a thread
+/// that carries a tokio context, as blocking-pool threads do; and the store serialises its
+/// work anyway.
+struct StoreThread {
+    jobs: std::sync::mpsc::Sender<StoreJob>,
+}
+
+impl StoreThread {
+    fn open(url: &str) -> Result<StoreThread, store::StoreError> {
+        let (jobs, queue) = std::sync::mpsc::channel::<StoreJob>();
+        let (opened_tx, opened) = std::sync::mpsc::channel();
+        let url = url.to_owned();
+        std::thread::Builder::new()
+            .name("vaxpass-store".into())
+            .spawn(move || match store::open(&url) {
+                Ok(mut store) => {
+                    let _ = opened_tx.send(Ok(()));
+                    // Ends when the last sender (the service) is dropped.
+                    for job in queue {
+                        job(store.as_mut());
+                    }
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| store::StoreError::Url(format!("cannot start the store thread: {e}")))?;
+        opened.recv().map_err(|_| store::StoreError::Url("the store thread stopped".into()))??;
+        Ok(StoreThread { jobs })
+    }
+
+    fn send(&self, job: StoreJob) -> Result<(), ApiError> {
+        self.jobs.send(job).map_err(|_| ApiError::internal("the store thread stopped"))
     }
 }
 

@@ -6,6 +6,7 @@
 mod conformance;
 mod pki_hierarchy;
 mod render_cli;
+mod service_instances;
 mod sign_batch;
 mod sign_resume;
 mod sign_truth;
