@@ -174,5 +174,32 @@ fn main() {
         g.finish();
     }
 
+    {
+        // Issue #4: verifying from a phone-sized photo in <= 50 ms. A 1,280 x 960 JPEG with the
+        // 3-dose passport's QR code scaled 1.5x and set off-centre on a grey background.
+        let photo = photo_of(&text_3);
+        assert_eq!(vaxpass::scan::qr_text_from_photo(&photo).unwrap(), text_3);
+        let mut g = c.benchmark_group("photo");
+        g.sample_size(20);
+        g.bench_function("scan_and_verify_1280x960_jpeg", |b| {
+            b.iter(|| verifier.verify(&vaxpass::scan::qr_text_from_photo(black_box(&photo)).unwrap(), now))
+        });
+        g.finish();
+    }
+
     c.final_summary();
+}
+
+fn photo_of(text: &str) -> Vec<u8> {
+    let png = render::render_qr(text, render::QrFormat::Png).unwrap();
+    let qr = image::load_from_memory(&png).unwrap().to_luma8();
+    let qr =
+        image::imageops::resize(&qr, qr.width() * 3 / 2, qr.height() * 3 / 2, image::imageops::FilterType::Triangle);
+    let mut canvas = image::GrayImage::from_pixel(1280, 960, image::Luma([200]));
+    image::imageops::overlay(&mut canvas, &qr, 300, 150);
+    let mut out = Vec::new();
+    image::DynamicImage::ImageLuma8(canvas)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg)
+        .unwrap();
+    out
 }

@@ -57,6 +57,7 @@ pub mod passport;
 pub mod pki;
 pub mod provinces;
 pub mod render;
+pub mod scan;
 pub mod service;
 pub mod store;
 pub mod synthetic;

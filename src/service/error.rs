@@ -24,6 +24,9 @@ pub enum ApiError {
     /// The body is larger than the route accepts (413).
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// Understood but unusable, such as a photo without a readable QR code (422).
+    #[error("{0}")]
+    Unprocessable(String),
     /// Not available yet (501).
     #[error("{0}")]
     NotImplemented(&'static str),
@@ -45,6 +48,7 @@ impl ApiError {
             ApiError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
             ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "NOT_IMPLEMENTED"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "UNPROCESSABLE"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }

@@ -341,3 +341,33 @@ fn no_identity_number_name_birth_date_or_claim_code_reaches_the_logs() {
         assert!(!text.contains(secret), "{secret} leaked into the logs");
     }
 }
+
+#[tokio::test]
+async fn verify_reads_an_uploaded_photo() {
+    let f = fixture(|_| {});
+    let photo = crate::scan::tests::photo_of(&f.passports[0].hc1);
+    let boundary = "vaxpassboundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"qr.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&photo);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let req = |body: Vec<u8>| {
+        Request::post("/api/v1/verify")
+            .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (status, bytes) = call(&f.state, req(body)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["reason"], "OK");
+
+    let not_a_photo = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.jpg\"\r\n\r\nhello\r\n--{boundary}--\r\n"
+    );
+    let (status, bytes) = call(&f.state, req(not_a_photo.into_bytes())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap()["error"], "UNPROCESSABLE");
+}

@@ -1,20 +1,24 @@
-//! `POST /api/v1/verify` (SPEC §7): a QR text in, the `verify --json` object of SPEC §6 out.
+//! `POST /api/v1/verify` (SPEC §7): a QR text (JSON `{"qr": …}`) or a photo of a QR code
+//! (multipart upload, decoded here) in, the `verify --json` object of SPEC §6 out.
 
-use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::header;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{ApiError, AppState};
+use crate::scan::{ScanError, qr_text_from_photo};
 use crate::verify::Verdict;
 
-/// Largest verification request: a QR text is at most 4,296 characters; JSON adds little.
+/// Largest JSON verification request: a QR text is at most 4,296 characters.
 const MAX_VERIFY_JSON: usize = 16 * 1024;
+/// Largest photo upload: a 12 MP phone JPEG is 3–6 MB.
+const MAX_PHOTO_BYTES: usize = 10 * 1024 * 1024;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/verify", post(verify)).layer(axum::extract::DefaultBodyLimit::max(MAX_VERIFY_JSON))
+    Router::new().route("/api/v1/verify", post(verify)).layer(axum::extract::DefaultBodyLimit::max(MAX_PHOTO_BYTES))
 }
 
 #[derive(Deserialize)]
@@ -23,14 +27,42 @@ struct VerifyRequest {
     qr: String,
 }
 
-/// `POST /api/v1/verify` — border official, public. Bad input is a verdict, never a 5xx.
-async fn verify(
-    State(state): State<AppState>,
-    body: Result<Json<VerifyRequest>, JsonRejection>,
-) -> Result<Json<Verdict>, ApiError> {
-    let Json(req) = body?;
+/// `POST /api/v1/verify` — border official, public. Bad input is a verdict or a 4xx, never
+/// a 5xx.
+async fn verify(State(state): State<AppState>, request: Request) -> Result<Json<Verdict>, ApiError> {
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let text = if content_type.starts_with("multipart/form-data") {
+        let photo = photo_field(
+            Multipart::from_request(request, &state).await.map_err(|e| ApiError::BadRequest(e.body_text()))?,
+        )
+        .await?;
+        // ~30 ms of image work: off the async workers.
+        tokio::task::spawn_blocking(move || qr_text_from_photo(&photo)).await.map_err(ApiError::internal)?.map_err(
+            |e| match e {
+                ScanError::TooLarge => ApiError::PayloadTooLarge,
+                ScanError::NotAnImage | ScanError::NoQrCode => ApiError::Unprocessable(e.to_string()),
+            },
+        )?
+    } else {
+        // JSON is bounded far below the photo limit, with or without a Content-Length.
+        let bytes =
+            axum::body::to_bytes(request.into_body(), MAX_VERIFY_JSON).await.map_err(|_| ApiError::PayloadTooLarge)?;
+        let req: VerifyRequest = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("expected a JSON body {{\"qr\": \"HC1:…\"}} ({e})")))?;
+        req.qr
+    };
     // ~60 µs of ECDSA: cheaper to run here than to hand to the blocking pool.
-    let verdict = state.verifier().verify(&req.qr, OffsetDateTime::now_utc());
+    let verdict = state.verifier().verify(&text, OffsetDateTime::now_utc());
     state.inner.metrics.verification(verdict.reason.as_str());
     Ok(Json(verdict))
+}
+
+/// The first file field (or the field named `image`) of the upload.
+async fn photo_field(mut multipart: Multipart) -> Result<Vec<u8>, ApiError> {
+    while let Some(field) = multipart.next_field().await.map_err(|e| ApiError::BadRequest(e.body_text()))? {
+        if field.file_name().is_some() || field.name() == Some("image") {
+            return Ok(field.bytes().await.map_err(|e| ApiError::BadRequest(e.body_text()))?.to_vec());
+        }
+    }
+    Err(ApiError::BadRequest("the upload has no image field".into()))
 }
