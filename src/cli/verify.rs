@@ -1,11 +1,14 @@
 //! `vaxpass verify`: the border official's command.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
 use std::process::ExitCode;
 
 use clap::Args;
 use time::OffsetDateTime;
 
+use crate::pki::bundle::{self, TrustBundle};
 use crate::pki::{Revocations, TrustStore};
 use crate::verify::{ReasonCode, Verdict, Verifier};
 
@@ -23,6 +26,14 @@ pub(super) struct VerifyArgs {
     /// for foreign passports); DER or PEM. Repeatable.
     #[arg(long = "trust-cert", value_name = "FILE")]
     trust_cert: Vec<PathBuf>,
+    /// A signed trust list downloaded from GET /api/v1/trust-list: its signer must chain to a
+    /// root given with --trust; its DSCs and revocations are then used. A version older than
+    /// one already used is refused (see --state-dir).
+    #[arg(long = "trust-list", value_name = "FILE")]
+    trust_list: Option<PathBuf>,
+    /// Where the highest trust-list version used is remembered.
+    #[arg(long = "state-dir", value_name = "DIR", env = "VAXPASS_STATE_DIR")]
+    state_dir: Option<PathBuf>,
     /// Revocation list (JSON: passports by UVCI SHA-256, facilities by kid; see README).
     #[arg(long, value_name = "FILE")]
     revocations: Option<PathBuf>,
@@ -44,10 +55,15 @@ pub(super) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     for p in &args.trust_cert {
         trust.load_pinned(p)?;
     }
-    let revocations = match &args.revocations {
+    let mut revocations = match &args.revocations {
         Some(p) => Revocations::load(p)?,
         None => Revocations::default(),
     };
+    if let Some(list) = &args.trust_list {
+        let bundle = load_trust_list(list, args.state_dir.clone(), &trust)?;
+        trust.add_trusted(bundle.roots.into_iter().chain(bundle.intermediates).chain(bundle.dscs).collect());
+        revocations.merge(&bundle.revocations);
+    }
     let no_trust = trust.signers().is_empty();
     let verifier = Verifier::new(trust, revocations);
     let text = super::qr_text_arg(args.qr_text)?;
@@ -64,6 +80,25 @@ pub(super) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         super::write_stdout(s.as_bytes())?;
     }
     Ok(if verdict.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Opens a signed trust list against the roots already trusted, refusing a rollback, and
+/// remembers its version.
+fn load_trust_list(path: &Path, state_dir: Option<PathBuf>, trust: &TrustStore) -> anyhow::Result<TrustBundle> {
+    let state_dir = state_dir
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/vaxpass")))
+        .unwrap_or_else(|| PathBuf::from(".vaxpass-state"));
+    let state = state_dir.join("trust-list-version");
+    let have = std::fs::read_to_string(&state).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let bytes = crate::pki::read_file(path)?;
+    let bundle = bundle::open(&bytes, trust, OffsetDateTime::now_utc().unix_timestamp(), have)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if have.is_none_or(|h| bundle.version > h) {
+        std::fs::create_dir_all(&state_dir).with_context(|| format!("{}: cannot create", state_dir.display()))?;
+        std::fs::write(&state, format!("{}\n", bundle.version))
+            .with_context(|| format!("{}: cannot write", state.display()))?;
+    }
+    Ok(bundle)
 }
 
 fn field<'a>(v: &'a serde_json::Value, path: &[&str]) -> Option<&'a str> {

@@ -2,6 +2,7 @@
 //! PKCS#8 keys written 0600, kids, path validation with the EKU/validity policy, revocation
 //! lists and the [`TrustStore`]. It knows nothing of COSE, passports or HTTP.
 
+pub mod bundle;
 mod cert;
 mod chain;
 mod issue;

@@ -98,6 +98,13 @@ impl Revocations {
         serde_json::to_string_pretty(&f).unwrap_or_default()
     }
 
+    /// Adds every revocation of `other` (the version becomes the larger one).
+    pub fn merge(&mut self, other: &Revocations) {
+        self.version = self.version.max(other.version);
+        self.passports.extend(other.passports.iter().copied());
+        self.facilities.extend(other.facilities.iter().copied());
+    }
+
     /// Revokes a passport by UVCI.
     pub fn revoke_passport(&mut self, uvci: &str) {
         self.passports.insert(uvci_hash(uvci));

@@ -11,5 +11,6 @@ mod sign_batch;
 mod sign_resume;
 mod sign_truth;
 mod store_postgres;
+mod trust_list;
 mod util;
 mod verify_cli;
