@@ -6,6 +6,7 @@ mod pki;
 mod render;
 mod serve;
 mod sign;
+mod token;
 mod verify;
 
 use std::io::{Read as _, Write as _};
@@ -41,6 +42,8 @@ enum Command {
     Render(render::RenderArgs),
     /// Run the HTTP service: verification, trust list, traveller download, revocation.
     Serve(serve::ServeArgs),
+    /// Create a facility's API token for station uploads (printed once, stored hashed).
+    Token(token::TokenArgs),
 }
 
 /// Runs a parsed command line. `Ok` carries the exit code (`verify` exits 1 for "not valid").
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(args),
         Command::Render(args) => render::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Token(args) => token::run(args),
     }
 }
 

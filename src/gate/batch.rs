@@ -33,6 +33,7 @@ const CLAIM_LEN: usize = 10;
 /// The deployment secret that derives UVCIs, claim codes and identity-number hashes. Keyed
 /// hashing makes UVCIs stable across re-runs (idempotence) while revealing nothing about the
 /// person, and makes stored identity hashes useless without the key.
+#[derive(Clone)]
 pub struct DerivationKey(hmac::Key);
 
 impl std::fmt::Debug for DerivationKey {

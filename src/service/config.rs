@@ -20,6 +20,9 @@ pub struct Config {
     pub keys: PathBuf,
     /// The deployment secret (see `vaxpass sign --secret`); created if missing.
     pub secret: PathBuf,
+    /// The population registry extract that uploaded batches are checked against; without
+    /// it, only the offline checks run.
+    pub registry: Option<PathBuf>,
     /// SHA-256 (hex) of the Ministry's admin token; `VAXPASS_ADMIN_TOKEN` gives the token
     /// itself instead. Without either, the admin routes answer 401 to everyone.
     pub admin_token_sha256: Option<String>,
@@ -49,6 +52,7 @@ impl Default for Config {
             db: crate::store::DEFAULT_DB_URL.to_owned(),
             keys: PathBuf::from("keys-example"),
             secret: PathBuf::from("vaxpass.secret"),
+            registry: None,
             admin_token_sha256: None,
             trust_list_key: None,
             trust_list_cert: None,
@@ -113,6 +117,9 @@ impl Config {
         }
         if let Some(v) = env("VAXPASS_SECRET") {
             config.secret = v.into();
+        }
+        if let Some(v) = env("VAXPASS_REGISTRY") {
+            config.registry = Some(v.into());
         }
         if let Some(token) = env("VAXPASS_ADMIN_TOKEN") {
             config.admin_token_sha256 = Some(sha256_hex(token.as_bytes()));

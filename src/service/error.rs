@@ -30,6 +30,9 @@ pub enum ApiError {
     /// Not available yet (501).
     #[error("{0}")]
     NotImplemented(&'static str),
+    /// The request conflicts with the server's state, e.g. no key for that facility (409).
+    #[error("{0}")]
+    Conflict(String),
     /// Too many attempts (429).
     #[error("too many requests; try again later")]
     TooManyRequests,
@@ -46,6 +49,7 @@ impl ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "NOT_IMPLEMENTED"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "UNPROCESSABLE"),

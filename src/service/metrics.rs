@@ -1,5 +1,6 @@
 //! Prometheus metrics, kept in a few maps behind one mutex: requests and latency by route
-//! (the matched route, never the raw path, which may hold a UVCI) and verifications by reason.
+//! (the matched route, never the raw path, which may hold a UVCI), verifications by reason and
+//! passports signed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -27,6 +28,7 @@ struct Inner {
     requests: BTreeMap<(String, String, u16), u64>,
     latency: BTreeMap<String, Histogram>,
     verifications: BTreeMap<&'static str, u64>,
+    passports_signed: u64,
 }
 
 impl Metrics {
@@ -50,6 +52,13 @@ impl Metrics {
     pub fn verification(&self, reason: &'static str) {
         if let Ok(mut m) = self.inner.lock() {
             *m.verifications.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Counts passports signed through the service.
+    pub fn passports_signed(&self, n: u64) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.passports_signed += n;
         }
     }
 
@@ -85,6 +94,9 @@ impl Metrics {
         for (reason, n) in &m.verifications {
             let _ = writeln!(out, "vaxpass_verifications_total{{reason=\"{reason}\"}} {n}");
         }
+        let _ = writeln!(out, "# HELP vaxpass_passports_signed_total Passports signed by this instance.");
+        let _ = writeln!(out, "# TYPE vaxpass_passports_signed_total counter");
+        let _ = writeln!(out, "vaxpass_passports_signed_total {}", m.passports_signed);
         out
     }
 }

@@ -2,6 +2,7 @@
 //! file per route group. Handlers extract, call the library and map errors; CPU- and
 //! database-bound work runs in `spawn_blocking`.
 
+mod batches;
 mod config;
 mod error;
 mod metrics;
@@ -44,6 +45,7 @@ struct Shared {
     verifier: RwLock<Arc<Verifier>>,
     revocation_version: std::sync::atomic::AtomicU64,
     secret: DerivationKey,
+    registry: Option<Arc<crate::gate::Registry>>,
     admin_token_hash: Option<[u8; 32]>,
     list_signer: Option<(SigningKey, String)>,
     metrics: metrics::Metrics,
@@ -77,6 +79,17 @@ impl AppState {
         let mut trust = TrustStore::new();
         trust.load_trusted(&config.keys)?;
         let (secret, _) = DerivationKey::load_or_create(&config.secret)?;
+        let registry = match &config.registry {
+            Some(path) => {
+                let file =
+                    std::fs::File::open(path).map_err(|cause| pki::FileError::Io { path: path.clone(), cause })?;
+                Some(Arc::new(
+                    crate::gate::Registry::load(std::io::BufReader::new(file), &path.display().to_string())
+                        .map_err(|e| pki::FileError::content(path, e.to_string()))?,
+                ))
+            }
+            None => None,
+        };
         let admin_token_hash = match &config.admin_token_sha256 {
             None => None,
             Some(hex) => Some(parse_hex32(hex).ok_or(StartError::AdminHash)?),
@@ -105,6 +118,7 @@ impl AppState {
                 verifier: RwLock::new(Arc::new(Verifier::new(trust, Revocations::default()))),
                 revocation_version: Default::default(),
                 secret,
+                registry,
                 admin_token_hash,
                 list_signer,
                 metrics: metrics::Metrics::default(),
@@ -134,6 +148,18 @@ impl AppState {
             let _ = tx.send(f(s));
         }))?;
         rx.await.map_err(|_| ApiError::internal("the store thread stopped"))?.map_err(ApiError::internal)
+    }
+
+    /// Runs `f` on the store thread and waits for it (for plain threads, such as a batch's).
+    fn with_store_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> Result<T, store::StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.inner.store.send(Box::new(move |s| {
+            let _ = tx.send(f(s));
+        }))?;
+        rx.recv().map_err(|_| ApiError::internal("the store thread stopped"))?.map_err(ApiError::internal)
     }
 
     /// Re-reads the revocations from the store and swaps them into the verifier.
@@ -247,6 +273,7 @@ pub fn router(state: AppState) -> Router {
         .merge(trust_list::router())
         .merge(passports::router())
         .merge(revocations::router())
+        .merge(batches::router())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(DefaultBodyLimit::max(limit))

@@ -371,3 +371,173 @@ async fn verify_reads_an_uploaded_photo() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap()["error"], "UNPROCESSABLE");
 }
+
+/// Creates a facility token in the fixture's store.
+fn facility_token(state: &AppState, code: &str) -> String {
+    let token = format!("vxp_test_{code}_{}", rand_hex());
+    let hash = ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().to_vec();
+    let code = code.to_owned();
+    state.with_store_blocking(move |s| s.add_facility_token(&hash, &code, 0)).unwrap();
+    token
+}
+
+fn rand_hex() -> String {
+    let mut b = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn upload(token: Option<&str>, csv: &str) -> Request<Body> {
+    let mut b = Request::post("/api/v1/batches").header(header::CONTENT_TYPE, "text/csv");
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    b.body(Body::from(csv.to_owned())).unwrap()
+}
+
+fn get_with(uri: &str, token: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(uri);
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+/// Waits for a batch to finish and returns its answer.
+async fn finished(state: &AppState, id: &str, token: &str) -> Value {
+    for _ in 0..200 {
+        let (status, body) = call(state, get_with(&format!("/api/v1/batches/{id}"), Some(token))).await;
+        assert_eq!(status, StatusCode::OK);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        if v["status"] != "running" {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("batch {id} did not finish");
+}
+
+const UPLOAD: &str =
+    "record_id,facility_code,id_number,full_name,dob,sex,nationality,phone,vaccine,lot,dose_number,vaccination_date
+U1,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,Pfizer,,,2022-02-01
+U2,01001,001185000456,Trần Bảo Ngọc,01/01/2016,Nữ,,,Pfizer,,,2021-12-01
+U3,01001,M7654321,Jane Doe,1970-01-01,F,GB,,Moderna,,,2021-10-01
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn station_upload_is_signed_with_the_facilitys_own_key_and_shown_to_it_only() {
+    let f = fixture(|c| c.registry = Some(registry_file()));
+    let a = facility_token(&f.state, "01001");
+    let b = facility_token(&f.state, "01100");
+    let (status, body) = call(&f.state, upload(Some(&a), UPLOAD)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let id = serde_json::from_slice::<Value>(&body).unwrap()["batch_id"].as_str().unwrap().to_owned();
+    let done = finished(&f.state, &id, &a).await;
+    assert_eq!(done["status"], "done");
+    assert_eq!(done["summary"]["input_rows"], 3);
+    assert_eq!(done["summary"]["rejected_rows"], 1);
+    assert_eq!(done["rejected"][0]["record_id"], "U2");
+    assert_eq!(done["rejected"][0]["reason"], "ID_INCONSISTENT");
+    let passports = done["passports"].as_array().unwrap();
+    assert_eq!(passports.len(), 2);
+    // The claim code works for the traveller: found by identity, birth date and code.
+    let an = passports.iter().find(|p| p["record_ids"] == json!(["U1"])).unwrap();
+    let (_, found) = lookup(&f.state, "001090000123", "1990-05-02", an["claim_code"].as_str().unwrap()).await;
+    assert_eq!(found["passports"][0]["uvci"], an["uvci"]);
+    // Signed by facility 01001's own key.
+    let (_, hc1) = {
+        let uvci = an["uvci"].as_str().unwrap().to_owned();
+        let hc1 = f.state.with_store_blocking(move |s| s.passport_by_uvci(&uvci)).unwrap().unwrap();
+        ((), hc1)
+    };
+    assert_eq!(verify(&f.state, &hc1).await["signer"]["facility_code"], "01001");
+
+    // Facility B sees nothing of A's batch.
+    let (status, _) = call(&f.state, get_with(&format!("/api/v1/batches/{id}"), Some(&b))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, body) = call(&f.state, upload(Some(&a), "record_id,full_name\nX,Y\n")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&body));
+    let no_key = facility_token(&f.state, "79001");
+    assert_eq!(call(&f.state, upload(Some(&no_key), UPLOAD)).await.0, StatusCode::CONFLICT);
+}
+
+fn registry_file() -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("vaxpass-registry-{}.csv", rand_hex()));
+    std::fs::write(&path, REGISTRY).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_matrix_covers_every_route() {
+    let f = fixture(|_| {});
+    let a = facility_token(&f.state, "01001");
+    let b = facility_token(&f.state, "01100");
+    let (_, body) = call(&f.state, upload(Some(&a), UPLOAD)).await;
+    let batch =
+        format!("/api/v1/batches/{}", serde_json::from_slice::<Value>(&body).unwrap()["batch_id"].as_str().unwrap());
+    let qr = f.passports[0].hc1.clone();
+    let uvci = f.passports[0].uvci.clone();
+
+    // (who, token)
+    let who: [(&str, Option<&str>); 4] =
+        [("anonymous", None), ("facility A", Some(&a)), ("facility B", Some(&b)), ("admin", Some(ADMIN_TOKEN))];
+    type Make = Box<dyn Fn(Option<&str>) -> Request<Body>>;
+    let routes: Vec<(&str, Make, [StatusCode; 4])> = vec![
+        (
+            "POST /api/v1/verify",
+            Box::new({
+                let qr = qr.clone();
+                move |t| post_json("/api/v1/verify", &json!({"qr": qr}), t)
+            }),
+            [StatusCode::OK; 4],
+        ),
+        ("GET /api/v1/trust-list", Box::new(|t| get_with("/api/v1/trust-list", t)), [StatusCode::OK; 4]),
+        (
+            "POST /api/v1/passports/lookup",
+            Box::new(|t| {
+                post_json("/api/v1/passports/lookup", &json!({"id_number": "1", "dob": "1", "claim_code": "1"}), t)
+            }),
+            [StatusCode::OK; 4],
+        ),
+        (
+            "GET /api/v1/passports/{uvci}.png (no download token)",
+            Box::new({
+                let u = uvci.clone();
+                move |t| get_with(&format!("/api/v1/passports/{}.png?token=0.AA", passports::percent_encode(&u)), t)
+            }),
+            [StatusCode::NOT_FOUND; 4],
+        ),
+        (
+            "POST /api/v1/revocations",
+            Box::new(|t| post_json("/api/v1/revocations", &json!({"kid": "AAAAAAAAAAA="}), t)),
+            [StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED, StatusCode::OK],
+        ),
+        (
+            "POST /api/v1/batches",
+            Box::new(|t| upload(t, "record_id,facility_code,full_name,dob,sex,vaccine,vaccination_date\n")),
+            [StatusCode::UNAUTHORIZED, StatusCode::ACCEPTED, StatusCode::ACCEPTED, StatusCode::UNAUTHORIZED],
+        ),
+        (
+            "GET /api/v1/batches/{A's}",
+            Box::new({
+                let batch = batch.clone();
+                move |t| get_with(&batch, t)
+            }),
+            [StatusCode::UNAUTHORIZED, StatusCode::OK, StatusCode::NOT_FOUND, StatusCode::UNAUTHORIZED],
+        ),
+        ("GET /healthz", Box::new(|t| get_with("/healthz", t)), [StatusCode::OK; 4]),
+        ("GET /metrics", Box::new(|t| get_with("/metrics", t)), [StatusCode::OK; 4]),
+        ("GET /api/openapi.json", Box::new(|t| get_with("/api/openapi.json", t)), [StatusCode::OK; 4]),
+    ];
+    let mut wrong = Vec::new();
+    for (route, make, expected) in &routes {
+        for ((name, token), want) in who.iter().zip(expected) {
+            let (got, _) = call(&f.state, make(*token)).await;
+            if got != *want {
+                wrong.push(format!("{route} as {name}: {got}, expected {want}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -74,6 +74,41 @@ pub trait Store: Send {
     fn revoke(&mut self, revocation: &Revocation, at: i64) -> Result<(), StoreError>;
     /// Every revocation, oldest first.
     fn revocations(&mut self) -> Result<Vec<Revocation>, StoreError>;
+    /// Stores a facility token's hash.
+    fn add_facility_token(&mut self, token_hash: &[u8], facility_code: &str, at: i64) -> Result<(), StoreError>;
+    /// The facility a token hash belongs to.
+    fn facility_of_token(&mut self, token_hash: &[u8]) -> Result<Option<String>, StoreError>;
+    /// Records what a service batch produced: passports (UVCI, record ids) and rejections.
+    fn add_batch_results(
+        &mut self,
+        batch_id: &str,
+        passports: &[(String, Vec<String>)],
+        rejections: &[BatchRejection],
+    ) -> Result<(), StoreError>;
+    /// A service batch's passports and rejections, at most `limit` each.
+    fn batch_results(&mut self, batch_id: &str, limit: u64) -> Result<BatchResults, StoreError>;
+}
+
+/// What a service batch produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchResults {
+    /// (UVCI, record ids) of each passport.
+    pub passports: Vec<(String, Vec<String>)>,
+    /// The rejected rows.
+    pub rejections: Vec<BatchRejection>,
+}
+
+/// A rejected row as stored for `GET /api/v1/batches/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BatchRejection {
+    /// `record_id`.
+    pub record_id: String,
+    /// The reason code.
+    pub reason: String,
+    /// What exactly.
+    pub detail: String,
+    /// The registry's value, for mismatches.
+    pub suggestion: String,
 }
 
 /// A stored passport as the traveller lookup needs it.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use postgres::{Client, NoTls};
 
-use super::{BatchRecord, Revocation, SCHEMA, Store, StoreError, StoredPassport, to_i64};
+use super::{BatchRecord, BatchRejection, BatchResults, Revocation, SCHEMA, Store, StoreError, StoredPassport, to_i64};
 use crate::gate::SignedPassport;
 
 pub(super) struct PostgresStore {
@@ -111,5 +111,61 @@ impl Store for PostgresStore {
     fn revocations(&mut self) -> Result<Vec<Revocation>, StoreError> {
         let rows = self.client.query("SELECT kind, value FROM revocations ORDER BY revoked_at, kind, value", &[])?;
         Ok(rows.iter().filter_map(|r| Revocation::from_row(r.get::<_, &str>(0), r.get(1))).collect())
+    }
+
+    fn add_facility_token(&mut self, token_hash: &[u8], facility_code: &str, at: i64) -> Result<(), StoreError> {
+        self.client.execute(
+            "INSERT INTO facility_tokens (token_hash, facility_code, created_at) VALUES ($1, $2, $3)",
+            &[&token_hash, &facility_code, &at],
+        )?;
+        Ok(())
+    }
+
+    fn facility_of_token(&mut self, token_hash: &[u8]) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .client
+            .query_opt("SELECT facility_code FROM facility_tokens WHERE token_hash = $1", &[&token_hash])?
+            .map(|r| r.get(0)))
+    }
+
+    fn add_batch_results(
+        &mut self,
+        batch_id: &str,
+        passports: &[(String, Vec<String>)],
+        rejections: &[BatchRejection],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.client.transaction()?;
+        let p = tx.prepare("INSERT INTO batch_passports (batch_id, uvci, record_ids) VALUES ($1, $2, $3)")?;
+        for (uvci, ids) in passports {
+            tx.execute(&p, &[&batch_id, uvci, &serde_json::to_string(ids).unwrap_or_default()])?;
+        }
+        let r = tx.prepare(
+            "INSERT INTO batch_rejections (batch_id, record_id, reason, detail, suggestion) VALUES ($1, $2, $3, $4, $5)",
+        )?;
+        for x in rejections {
+            tx.execute(&r, &[&batch_id, &x.record_id, &x.reason, &x.detail, &x.suggestion])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn batch_results(&mut self, batch_id: &str, limit: u64) -> Result<BatchResults, StoreError> {
+        let limit = to_i64(limit);
+        let passports = self
+            .client
+            .query("SELECT uvci, record_ids FROM batch_passports WHERE batch_id = $1 LIMIT $2", &[&batch_id, &limit])?
+            .iter()
+            .map(|r| (r.get(0), serde_json::from_str(r.get::<_, &str>(1)).unwrap_or_default()))
+            .collect();
+        let rejections = self
+            .client
+            .query(
+                "SELECT record_id, reason, detail, suggestion FROM batch_rejections WHERE batch_id = $1 LIMIT $2",
+                &[&batch_id, &limit],
+            )?
+            .iter()
+            .map(|r| BatchRejection { record_id: r.get(0), reason: r.get(1), detail: r.get(2), suggestion: r.get(3) })
+            .collect();
+        Ok(BatchResults { passports, rejections })
     }
 }

@@ -41,3 +41,27 @@ CREATE TABLE IF NOT EXISTS revocations (
     revoked_at    BIGINT NOT NULL,
     PRIMARY KEY (kind, value)
 );
+
+-- Facility API tokens (SPEC §7 station uploads): only their SHA-256 is stored.
+CREATE TABLE IF NOT EXISTS facility_tokens (
+    token_hash    BYTEA PRIMARY KEY,
+    facility_code TEXT NOT NULL,
+    created_at    BIGINT NOT NULL
+);
+
+-- What a batch uploaded through the service produced: its passports (claim codes are
+-- derived from the UVCI, never stored) and its rejected rows.
+CREATE TABLE IF NOT EXISTS batch_passports (
+    batch_id      TEXT NOT NULL,
+    uvci          TEXT NOT NULL,
+    record_ids    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batch_passports_by_batch ON batch_passports (batch_id);
+CREATE TABLE IF NOT EXISTS batch_rejections (
+    batch_id      TEXT NOT NULL,
+    record_id     TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    detail        TEXT NOT NULL,
+    suggestion    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batch_rejections_by_batch ON batch_rejections (batch_id);

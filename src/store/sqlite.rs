@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::{BatchRecord, Revocation, SCHEMA, Store, StoreError, StoredPassport, to_i64};
+use super::{BatchRecord, BatchRejection, BatchResults, Revocation, SCHEMA, Store, StoreError, StoredPassport, to_i64};
 use crate::gate::SignedPassport;
 
 pub(super) struct SqliteStore {
@@ -140,5 +140,65 @@ impl Store for SqliteStore {
             out.extend(Revocation::from_row(&kind, value));
         }
         Ok(out)
+    }
+
+    fn add_facility_token(&mut self, token_hash: &[u8], facility_code: &str, at: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO facility_tokens (token_hash, facility_code, created_at) VALUES (?1, ?2, ?3)",
+            params![token_hash, facility_code, at],
+        )?;
+        Ok(())
+    }
+
+    fn facility_of_token(&mut self, token_hash: &[u8]) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT facility_code FROM facility_tokens WHERE token_hash = ?1", [token_hash], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn add_batch_results(
+        &mut self,
+        batch_id: &str,
+        passports: &[(String, Vec<String>)],
+        rejections: &[BatchRejection],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut p =
+                tx.prepare_cached("INSERT INTO batch_passports (batch_id, uvci, record_ids) VALUES (?1, ?2, ?3)")?;
+            for (uvci, ids) in passports {
+                p.execute(params![batch_id, uvci, serde_json::to_string(ids).unwrap_or_default()])?;
+            }
+            let mut r = tx.prepare_cached(
+                "INSERT INTO batch_rejections (batch_id, record_id, reason, detail, suggestion) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for x in rejections {
+                r.execute(params![batch_id, x.record_id, x.reason, x.detail, x.suggestion])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn batch_results(&mut self, batch_id: &str, limit: u64) -> Result<BatchResults, StoreError> {
+        let limit = to_i64(limit);
+        let mut p =
+            self.conn.prepare_cached("SELECT uvci, record_ids FROM batch_passports WHERE batch_id = ?1 LIMIT ?2")?;
+        let passports = p
+            .query_map(params![batch_id, limit], |r| {
+                let ids: String = r.get(1)?;
+                Ok((r.get(0)?, serde_json::from_str(&ids).unwrap_or_default()))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut q = self.conn.prepare_cached(
+            "SELECT record_id, reason, detail, suggestion FROM batch_rejections WHERE batch_id = ?1 LIMIT ?2",
+        )?;
+        let rejections = q
+            .query_map(params![batch_id, limit], |r| {
+                Ok(BatchRejection { record_id: r.get(0)?, reason: r.get(1)?, detail: r.get(2)?, suggestion: r.get(3)? })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(BatchResults { passports, rejections })
     }
 }

@@ -1,0 +1,212 @@
+//! Station uploads (SPEC §7): `POST /api/v1/batches` takes a `doses.csv` from a facility
+//! authenticated by its token and signs it with that facility's own key, through the same
+//! gate as the CLI; `GET /api/v1/batches/{id}` shows progress, the summary, the passports
+//! (with their claim codes) and the rejected rows, to that facility only.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::gate::{self, BatchSink, DoseReader, GateError, Rejection, SignedPassport, SigningFacility};
+use crate::pki::{SignerKey, SigningKey, parse_certificates};
+use crate::store::{BatchRecord, BatchRejection};
+
+/// Rows of passports and rejections a batch answer lists at most.
+const MAX_LISTED: u64 = 100_000;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/batches", post(upload)).route("/api/v1/batches/{id}", get(status))
+}
+
+/// The facility a bearer token belongs to; 401 for none or an unknown one.
+pub(super) async fn require_facility(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized)?;
+    // Looked up by hash: the table holds no token, and the lookup is an index probe on a
+    // hash, which reveals nothing about near-miss tokens.
+    let hash = ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes()).as_ref().to_vec();
+    state.with_store(move |s| s.facility_of_token(&hash)).await?.ok_or(ApiError::Unauthorized)
+}
+
+/// Loads the facility's own key and DSC from the hierarchy directory.
+fn facility_signer(state: &AppState, code: &str) -> Result<SigningFacility, ApiError> {
+    let dir = state.config().keys.join(format!("facility-{code}"));
+    let missing = || ApiError::Conflict(format!("this server holds no signing key for facility {code}"));
+    if !dir.join("key.pem").exists() {
+        return Err(missing());
+    }
+    let key = SigningKey::load(&dir.join("key.pem")).map_err(ApiError::internal)?;
+    let cert = parse_certificates(&crate::pki::read_file(&dir.join("cert.pem")).map_err(ApiError::internal)?, true)
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .next()
+        .ok_or_else(missing)?;
+    let now = time::OffsetDateTime::now_utc();
+    if cert.key != SignerKey::EcP256(key.public_point().to_vec()) || cert.facility_code.as_deref() != Some(code) {
+        return Err(ApiError::internal(format!("{}: key and certificate do not belong together", dir.display())));
+    }
+    crate::pki::check_validity(&cert, now.unix_timestamp()).map_err(|e| ApiError::Conflict(e.to_string()))?;
+    Ok(SigningFacility {
+        key,
+        cert,
+        facility_code: code.to_owned(),
+        secret: state.inner.secret.clone(),
+        issuer: "Ministry of Health Viet Nam".into(),
+        include_history: true,
+        now,
+    })
+}
+
+/// Feeds a service batch's results into the store through the store thread.
+struct StoreSink {
+    state: AppState,
+    batch: BatchRecord,
+    rejections: Vec<BatchRejection>,
+    passports: Vec<(String, Vec<String>)>,
+}
+
+impl StoreSink {
+    fn store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    ) -> Result<T, GateError> {
+        self.state.with_store_blocking(f).map_err(|e| GateError::Sink(e.to_string()))
+    }
+}
+
+impl BatchSink for StoreSink {
+    fn rejected(&mut self, r: &Rejection) -> Result<(), GateError> {
+        self.rejections.push(BatchRejection {
+            record_id: r.record_id.clone(),
+            reason: r.reason.as_str().to_owned(),
+            detail: r.detail.clone(),
+            suggestion: r.suggestion.clone(),
+        });
+        Ok(())
+    }
+
+    fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError> {
+        let uvcis: Vec<String> = uvcis.iter().map(|u| (*u).to_owned()).collect();
+        self.store(move |s| s.hc1_by_uvci(&uvcis.iter().map(String::as_str).collect::<Vec<_>>()))
+    }
+
+    fn signed(&mut self, passports: &[SignedPassport], fresh: &[bool]) -> Result<(), GateError> {
+        let new: Vec<SignedPassport> =
+            passports.iter().zip(fresh).filter(|(_, f)| **f).map(|(p, _)| p.clone()).collect();
+        let (batch_id, facility) = (self.batch.batch_id.clone(), self.batch.facility_code.clone());
+        let at = time::OffsetDateTime::now_utc().unix_timestamp();
+        let count = new.len() as u64;
+        self.store(move |s| s.insert_passports(&batch_id, &facility, at, &new.iter().collect::<Vec<_>>()))?;
+        self.state.inner.metrics.passports_signed(count);
+        self.passports.extend(passports.iter().map(|p| (p.uvci.clone(), p.record_ids.clone())));
+        Ok(())
+    }
+
+    fn progress(&mut self, done: u64, total: u64) {
+        self.batch.persons_done = done;
+        self.batch.persons_total = total;
+        let batch = self.batch.clone();
+        let at = time::OffsetDateTime::now_utc().unix_timestamp();
+        let _ = self.store(move |s| s.save_batch(&batch, at));
+    }
+}
+
+/// `POST /api/v1/batches` — facility, authenticated. Body: the `doses.csv` file.
+async fn upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let facility_code = require_facility(&state, &headers).await?;
+    let facility = facility_signer(&state, &facility_code)?;
+    // A file without the required columns is refused now, not in the background.
+    DoseReader::new(&body[..], "doses.csv").map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let mut id = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+        .map_err(|_| ApiError::internal("no randomness"))?;
+    let batch_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let batch = BatchRecord {
+        batch_id: batch_id.clone(),
+        facility_code: facility_code.clone(),
+        status: "running".into(),
+        persons_total: 0,
+        persons_done: 0,
+        summary: None,
+    };
+    let first = batch.clone();
+    let at = time::OffsetDateTime::now_utc().unix_timestamp();
+    state.with_store(move |s| s.save_batch(&first, at)).await?;
+
+    let worker = state.clone();
+    std::thread::Builder::new()
+        .name(format!("batch-{batch_id}"))
+        .spawn(move || run_batch(worker, facility, batch, body))
+        .map_err(ApiError::internal)?;
+    tracing::info!(facility = %facility_code, %batch_id, "batch accepted");
+    Ok((StatusCode::ACCEPTED, Json(json!({"batch_id": batch_id, "status": "running"}))))
+}
+
+fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, body: Bytes) {
+    let mut sink = StoreSink { state: state.clone(), batch, rejections: Vec::new(), passports: Vec::new() };
+    let outcome = DoseReader::new(&body[..], "doses.csv")
+        .and_then(|reader| gate::run(reader, state.inner.registry.as_deref(), &facility, &mut sink));
+    let mut batch = sink.batch.clone();
+    match outcome {
+        Ok(summary) => {
+            batch.status = "done".into();
+            batch.summary = serde_json::to_string(&summary).ok();
+        }
+        Err(e) => {
+            tracing::error!(batch_id = %batch.batch_id, error = %e, "batch failed");
+            batch.status = "failed".into();
+        }
+    }
+    let (id, passports, rejections) =
+        (batch.batch_id.clone(), std::mem::take(&mut sink.passports), std::mem::take(&mut sink.rejections));
+    let at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let saved = state.with_store_blocking(move |s| {
+        s.add_batch_results(&id, &passports, &rejections)?;
+        s.save_batch(&batch, at)
+    });
+    if let Err(e) = saved {
+        tracing::error!(error = %e, "cannot record a batch's results");
+    }
+}
+
+/// `GET /api/v1/batches/{id}` — the facility that uploaded it.
+async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let facility_code = require_facility(&state, &headers).await?;
+    let lookup = id.clone();
+    let batch = state.with_store(move |s| s.batch(&lookup)).await?;
+    // Another facility's batch is "not found", not "forbidden": ids are not confirmed.
+    let batch = batch.filter(|b| b.facility_code == facility_code).ok_or(ApiError::NotFound)?;
+    let results = state.with_store(move |s| s.batch_results(&id, MAX_LISTED)).await?;
+    let rejected = results.rejections;
+    let passports: Vec<Value> = results
+        .passports
+        .into_iter()
+        .map(|(uvci, record_ids)| json!({"claim_code": state.inner.secret.claim_code(&uvci), "uvci": uvci, "record_ids": record_ids}))
+        .collect();
+    Ok(Json(json!({
+        "batch_id": batch.batch_id,
+        "status": batch.status,
+        "persons_total": batch.persons_total,
+        "persons_done": batch.persons_done,
+        "summary": batch.summary.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
+        "passports": passports,
+        "rejected": rejected,
+    })))
+}
