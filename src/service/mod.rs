@@ -7,6 +7,7 @@ mod config;
 mod error;
 mod metrics;
 mod ops;
+mod pages;
 mod passports;
 mod revocations;
 mod trust_list;
@@ -274,6 +275,7 @@ pub fn router(state: AppState) -> Router {
         .merge(passports::router())
         .merge(revocations::router())
         .merge(batches::router())
+        .merge(pages::router())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(DefaultBodyLimit::max(limit))
