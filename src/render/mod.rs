@@ -1,8 +1,13 @@
-//! Rendering a signed passport text as a QR code: PNG or SVG (SPEC §3: alphanumeric mode,
-//! error correction Q). It knows nothing of how the text was signed or verified.
+//! Rendering a signed passport: its QR code as PNG or SVG (SPEC §3: alphanumeric mode, error
+//! correction Q), and the printable bilingual PDF certificate ([`certificate_pdf`]). It knows
+//! nothing of how the text was signed, verified or stored.
 //!
 //! QR encoding costs 10–100× a signature (STACK.md), so callers render on demand, never in
 //! the signing loop unless asked.
+
+mod pdf;
+
+pub use pdf::certificate_pdf;
 
 use qrcode::{EcLevel, QrCode, Version};
 
@@ -15,6 +20,12 @@ pub enum RenderError {
     /// The PNG encoder failed.
     #[error("PNG encoding failed: {0}")]
     Png(#[from] image::ImageError),
+    /// The text is not a passport whose content can be read.
+    #[error("not a readable passport: {0}")]
+    Passport(#[from] crate::passport::DecodeError),
+    /// The PDF could not be written.
+    #[error("PDF rendering failed: {0}")]
+    Pdf(String),
 }
 
 /// Image formats for a passport QR code.

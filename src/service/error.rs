@@ -27,9 +27,6 @@ pub enum ApiError {
     /// Understood but unusable, such as a photo without a readable QR code (422).
     #[error("{0}")]
     Unprocessable(String),
-    /// Not available yet (501).
-    #[error("{0}")]
-    NotImplemented(&'static str),
     /// The request conflicts with the server's state, e.g. no key for that facility (409).
     #[error("{0}")]
     Conflict(String),
@@ -50,7 +47,6 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
-            ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "NOT_IMPLEMENTED"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "UNPROCESSABLE"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),

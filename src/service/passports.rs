@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq as _;
 use super::{ApiError, AppState};
 use crate::gate::dates::parse_date;
 use crate::gate::identity::parse_id;
-use crate::render::{QrFormat, render_qr};
+use crate::render::{QrFormat, certificate_pdf, render_qr};
 
 /// Lifetime of a download token.
 pub const DOWNLOAD_TOKEN_SECS: i64 = 15 * 60;
@@ -164,18 +164,26 @@ async fn download(
 ) -> Result<Response, ApiError> {
     let (uvci, ext) = file.rsplit_once('.').ok_or(ApiError::NotFound)?;
     let format = match ext {
-        "png" => QrFormat::Png,
-        "svg" => QrFormat::Svg,
-        "pdf" => return Err(ApiError::NotImplemented("the PDF certificate is not available yet; download the PNG")),
+        "png" => Some(QrFormat::Png),
+        "svg" => Some(QrFormat::Svg),
+        "pdf" => None,
         _ => return Err(ApiError::NotFound),
     };
     check_token(&state, uvci, &q.token, time::OffsetDateTime::now_utc().unix_timestamp())?;
     let uvci = uvci.to_owned();
     let hc1 = state.with_store(move |s| s.passport_by_uvci(&uvci)).await?.ok_or(ApiError::NotFound)?;
-    let bytes = tokio::task::spawn_blocking(move || render_qr(&hc1, format))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    let content_type = if format == QrFormat::Png { "image/png" } else { "image/svg+xml" };
+    // QR encoding and PDF layout take milliseconds: off the async workers.
+    let bytes = tokio::task::spawn_blocking(move || match format {
+        Some(f) => render_qr(&hc1, f),
+        None => certificate_pdf(&hc1),
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    let content_type = match format {
+        Some(QrFormat::Png) => "image/png",
+        Some(QrFormat::Svg) => "image/svg+xml",
+        None => "application/pdf",
+    };
     Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-store")], bytes).into_response())
 }

@@ -228,6 +228,10 @@ async fn lookup_finds_with_all_three_and_answers_the_same_otherwise() {
     let (status, bytes) = call(&f.state, Request::get(&svg).body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&bytes).contains("<svg"));
+    let pdf = found["passports"][0]["pdf"].as_str().unwrap().to_owned();
+    let (status, bytes) = call(&f.state, Request::get(&pdf).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(bytes.starts_with(b"%PDF-"));
     let other = f.passports.iter().find(|p| p.uvci != an.uvci).unwrap();
     let stolen = png.replace(&passports::percent_encode(&an.uvci), &passports::percent_encode(&other.uvci));
     assert_eq!(call(&f.state, Request::get(&stolen).body(Body::empty()).unwrap()).await.0, StatusCode::NOT_FOUND);
