@@ -545,3 +545,33 @@ async fn authorization_matrix_covers_every_route() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+mod never_500 {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+        /// Whatever arrives at the verification endpoint, the answer is a verdict or a 4xx.
+        #[test]
+        fn verify_never_answers_5xx(body in prop::collection::vec(any::<u8>(), 0..300), json_text in ".{0,200}", as_json in any::<bool>()) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let f = shared_fixture();
+            let status = runtime.block_on(async {
+                let req = if as_json {
+                    post_json("/api/v1/verify", &json!({"qr": format!("HC1:{json_text}")}), None)
+                } else {
+                    Request::post("/api/v1/verify").header(header::CONTENT_TYPE, "multipart/form-data; boundary=x").body(Body::from(body)).unwrap()
+                };
+                call(&f.state, req).await.0
+            });
+            prop_assert!(status.is_success() || status.is_client_error(), "{status}");
+        }
+    }
+
+    fn shared_fixture() -> &'static Fixture {
+        static F: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+        F.get_or_init(|| fixture(|_| {}))
+    }
+}
