@@ -18,6 +18,7 @@ pub use issue::{
     issue_ca, issue_facility, issue_trust_list_signer, make_csr, sign_csr, write_issued,
 };
 pub use keys::{FileError, SignError, SigningKey, ensure_absent, read_file, write_new_file};
+pub(crate) use revocation::unhex32;
 pub use revocation::{Revocations, revocation_hex, uvci_hash};
 pub use trust::{MAX_KID_CANDIDATES, Signer, TrustStore};
 

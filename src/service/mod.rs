@@ -93,7 +93,7 @@ impl AppState {
         };
         let admin_token_hash = match &config.admin_token_sha256 {
             None => None,
-            Some(hex) => Some(parse_hex32(hex).ok_or(StartError::AdminHash)?),
+            Some(hex) => Some(pki::unhex32(hex).ok_or(StartError::AdminHash)?),
         };
         let list_signer = match (&config.trust_list_key, &config.trust_list_cert) {
             (Some(k), Some(c)) => {
@@ -250,18 +250,6 @@ impl StoreThread {
     fn send(&self, job: StoreJob) -> Result<(), ApiError> {
         self.jobs.send(job).map_err(|_| ApiError::internal("the store thread stopped"))
     }
-}
-
-fn parse_hex32(s: &str) -> Option<[u8; 32]> {
-    let s = s.trim();
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 /// The whole HTTP interface.
