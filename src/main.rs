@@ -9,8 +9,24 @@ fn main() -> ExitCode {
     match vaxpass::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("vaxpass: {err:#}");
+            eprintln!("vaxpass: {}", one_line(&err));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: many errors already show their
+/// cause in their own message.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
