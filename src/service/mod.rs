@@ -71,6 +71,12 @@ pub enum StartError {
     /// Bad admin token hash.
     #[error("admin_token_sha256 is not 64 hex digits")]
     AdminHash,
+    /// The store thread could not start or stopped.
+    #[error("the database thread: {0}")]
+    StoreThread(String),
+    /// The revocations could not be read.
+    #[error("reading the revocations: {0}")]
+    Revocations(String),
 }
 
 impl AppState {
@@ -126,7 +132,12 @@ impl AppState {
                 limits: Mutex::new(HashMap::new()),
             }),
         };
-        state.refresh_revocations().map_err(|e| StartError::Store(store::StoreError::Url(e.to_string())))?;
+        state.refresh_revocations().map_err(|e| {
+            StartError::Revocations(match e {
+                ApiError::Internal(cause) => cause,
+                other => other.to_string(),
+            })
+        })?;
         Ok(state)
     }
 
@@ -224,7 +235,7 @@ struct StoreThread {
 }
 
 impl StoreThread {
-    fn open(url: &str) -> Result<StoreThread, store::StoreError> {
+    fn open(url: &str) -> Result<StoreThread, StartError> {
         let (jobs, queue) = std::sync::mpsc::channel::<StoreJob>();
         let (opened_tx, opened) = std::sync::mpsc::channel();
         let url = url.to_owned();
@@ -242,8 +253,8 @@ impl StoreThread {
                     let _ = opened_tx.send(Err(e));
                 }
             })
-            .map_err(|e| store::StoreError::Url(format!("cannot start the store thread: {e}")))?;
-        opened.recv().map_err(|_| store::StoreError::Url("the store thread stopped".into()))??;
+            .map_err(|e| StartError::StoreThread(e.to_string()))?;
+        opened.recv().map_err(|_| StartError::StoreThread("stopped while opening".into()))??;
         Ok(StoreThread { jobs })
     }
 
