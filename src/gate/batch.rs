@@ -265,12 +265,14 @@ pub fn run<R: Read>(
 
     // UVCIs only, for every person: the one lookup of passports already signed needs them
     // all; the passports' content is built chunk by chunk, to bound memory.
-    let uvcis: Vec<Option<Uvci>> = persons
+    // A person without a UVCI would leave their rows in neither output: stop instead.
+    let uvcis: Vec<Uvci> = persons
         .par_iter()
         .map(|s| identify(s, registry, &identities).and_then(|i| uvci_for(&i, s, facility)))
-        .collect();
+        .collect::<Option<_>>()
+        .ok_or(GateError::Invariant("a person's UVCI could not be derived"))?;
     let existing = {
-        let all: Vec<&str> = uvcis.iter().flatten().map(Uvci::as_str).collect();
+        let all: Vec<&str> = uvcis.iter().map(Uvci::as_str).collect();
         sink.already_signed(&all)?
     };
 
@@ -288,13 +290,16 @@ pub fn run<R: Read>(
         });
         let mut done = 0u64;
         for (chunk, chunk_uvcis) in persons.chunks(CHUNK).zip(uvcis.chunks(CHUNK)) {
-            let results: Vec<Result<(SignedPassport, bool), SignError>> = chunk
+            let results: Vec<Result<(SignedPassport, bool), GateError>> = chunk
                 .par_iter()
                 .zip(chunk_uvcis)
-                .filter_map(|(s, uvci)| plan(s, uvci.clone()?, registry, &identities, facility))
-                .map(|p| match existing.get(p.content.uvci.as_str()) {
-                    Some(hc1) => Ok((finish(&p, facility, hc1.clone()), false)),
-                    None => sign_one(&p, facility).map(|s| (s, true)),
+                .map(|(s, uvci)| {
+                    let p = plan(s, uvci.clone(), registry, &identities, facility)
+                        .ok_or(GateError::Invariant("a person's passport content could not be built"))?;
+                    match existing.get(p.content.uvci.as_str()) {
+                        Some(hc1) => Ok((finish(&p, facility, hc1.clone()), false)),
+                        None => Ok((sign_one(&p, facility)?, true)),
+                    }
                 })
                 .collect();
             let mut passports = Vec::with_capacity(results.len());

@@ -117,6 +117,9 @@ pub enum GateError {
     /// Signing failed.
     #[error(transparent)]
     Sign(#[from] crate::pki::SignError),
+    /// A state the gate itself should never reach; the run stops rather than lose rows.
+    #[error("internal error: {0}")]
+    Invariant(&'static str),
 }
 
 impl GateError {
