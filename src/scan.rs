@@ -4,9 +4,10 @@
 
 use image::{DynamicImage, ImageReader, Limits};
 
-/// Largest photo accepted, in pixels: 50 MP covers every phone camera; beyond that an upload
-/// is an attack on memory, not a photo.
-pub const MAX_PHOTO_PIXELS: u64 = 50_000_000;
+/// Largest photo accepted, in pixels: 16 MP covers what phone cameras save by default (12 MP,
+/// 48 MP sensors bin to 12); each decode holds up to 4 bytes a pixel, so this bounds one
+/// upload to 64 MB, and the service runs at most one decode per core.
+pub const MAX_PHOTO_PIXELS: u64 = 16_000_000;
 
 /// Photos larger than this (longest side, pixels) are reduced before searching: a QR code
 /// that fills a sixth of a 1,600 px frame still has 3+ pixels per module at version 20, and
@@ -115,13 +116,13 @@ pub(crate) mod tests {
 
     #[test]
     fn huge_dimensions_are_refused_before_decoding() {
-        // A PNG header claiming 100,000 × 100,000 pixels.
+        // A PNG header claiming 5,000 × 5,000 pixels (25 MP).
         let mut png = Vec::new();
         image::DynamicImage::ImageLuma8(image::GrayImage::new(1, 1))
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
-        png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
-        png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        png[16..20].copy_from_slice(&5_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&5_000u32.to_be_bytes());
         // The IHDR chunk's CRC-32 covers its type and data (bytes 12..29).
         let crc = png[12..29].iter().fold(!0u32, |mut c, &b| {
             c ^= u32::from(b);

@@ -252,12 +252,20 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     }
 
     let summary_json = serde_json::to_string_pretty(&summary)?;
-    sink.rejected.flush()?;
-    sink.passports.flush()?;
-    drop(sink.rejected);
-    drop(sink.passports);
-    std::fs::write(tmp(&args.out, "summary.json"), format!("{summary_json}\n"))?;
-    // Rename last, summary last of all: complete outputs appear together or not at all.
+    // Durable before they replace anything, and the old summary goes first: a kill between
+    // the renames leaves no summary beside mixed outputs, so the run is visibly unfinished.
+    let rejected = sink.rejected.into_inner().map_err(|e| anyhow::anyhow!("writing rejected.csv: {e}"))?;
+    let rejected = rejected.into_inner().map_err(|e| anyhow::anyhow!("writing rejected.csv: {e}"))?;
+    rejected.sync_all().context("writing rejected.csv")?;
+    let passports = sink.passports.into_inner().map_err(|e| anyhow::anyhow!("writing passports.jsonl: {e}"))?;
+    passports.sync_all().context("writing passports.jsonl")?;
+    let summary_tmp = tmp(&args.out, "summary.json");
+    std::fs::write(&summary_tmp, format!("{summary_json}\n"))?;
+    File::open(&summary_tmp).and_then(|f| f.sync_all()).context("writing summary.json")?;
+    match std::fs::remove_file(args.out.join("summary.json")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).context("replacing summary.json"),
+        _ => {}
+    }
     for name in ["passports.jsonl", "rejected.csv", "summary.json"] {
         std::fs::rename(tmp(&args.out, name), args.out.join(name))
             .with_context(|| format!("{}: cannot write", args.out.join(name).display()))?;

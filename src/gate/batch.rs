@@ -16,7 +16,7 @@ use super::rows::DoseReader;
 use super::series::{DoseSeries, group};
 use super::{GateError, Rejection};
 use crate::passport::{self, Algorithm, PassportContent, Person, Uvci, number_doses};
-use crate::pki::{Certificate, SignError, SigningKey};
+use crate::pki::{Certificate, SigningKey};
 
 /// Default passport lifetime: 365 days (SPEC §3; Decision 5772: valid 12 months).
 pub const PASSPORT_LIFETIME_SECS: i64 = 365 * 86_400;
@@ -105,13 +105,17 @@ impl DerivationKey {
         self.tag("vaxpass/claim-hash/v1", &[claim_code.as_bytes()]).as_ref().to_vec()
     }
 
-    fn uvci_opaque(&self, person: &str, doses: &[passport::Dose]) -> String {
-        let mut parts: Vec<Vec<u8>> = vec![person.as_bytes().to_vec()];
+    /// The opaque part of a UVCI: a keyed hash of everything the passport says that can
+    /// change (the person's number, name and birth date as signed, the doses, whether the
+    /// history is included) and of the signing key, so that a re-run maps to the same UVCI,
+    /// and a corrected name or a new key to a new passport.
+    fn uvci_opaque(&self, person: &[&[u8]], doses: &[passport::Dose]) -> String {
+        let mut parts: Vec<Vec<u8>> = person.iter().map(|p| p.to_vec()).collect();
         for d in doses {
             parts.push(format!("{}|{}", d.date, d.vaccine.mp).into_bytes());
         }
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-        passport::uvci::opaque_from_digest(self.tag("vaxpass/uvci/v1", &refs).as_ref())
+        passport::uvci::opaque_from_digest(self.tag("vaxpass/uvci/v2", &refs).as_ref())
     }
 }
 
@@ -366,7 +370,17 @@ fn identify(
 }
 
 fn uvci_for(identity: &Identity, s: &DoseSeries, facility: &SigningFacility) -> Option<Uvci> {
-    let opaque = facility.secret.uvci_opaque(&identity.key_text, &s.doses);
+    let history = [u8::from(facility.include_history)];
+    let opaque = facility.secret.uvci_opaque(
+        &[
+            identity.key_text.as_bytes(),
+            identity.person.full_name.as_bytes(),
+            identity.person.dob.as_bytes(),
+            &history,
+            &facility.cert.kid.0,
+        ],
+        &s.doses,
+    );
     Uvci::new(&facility.facility_code, &opaque).ok()
 }
 
@@ -396,9 +410,10 @@ fn plan(
     })
 }
 
-fn sign_one(p: &Plan, facility: &SigningFacility) -> Result<SignedPassport, SignError> {
+fn sign_one(p: &Plan, facility: &SigningFacility) -> Result<SignedPassport, GateError> {
     let kid = facility.cert.kid;
-    let hc1 = passport::sign(&p.content, Algorithm::Es256, &kid.0, |m| facility.key.sign(m))?.unwrap_or_default();
+    let hc1 = passport::sign(&p.content, Algorithm::Es256, &kid.0, |m| facility.key.sign(m))?
+        .ok_or(GateError::Invariant("a passport without doses"))?;
     Ok(finish(p, facility, hc1))
 }
 

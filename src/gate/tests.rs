@@ -301,3 +301,26 @@ fn empty_input_gives_an_empty_valid_summary() {
     let s = run_batch("", &mut sink);
     assert_eq!(s, Summary::default());
 }
+
+#[test]
+fn new_key_or_no_history_gives_a_new_passport_and_a_rerun_the_same() {
+    let uvcis = |f: SigningFacility| {
+        let mut sink = MemorySink { rejected: vec![], passports: vec![], stored: HashMap::new() };
+        let text = format!("{HEADER}{BATCH}");
+        run(DoseReader::new(text.as_bytes(), "doses.csv").unwrap(), Some(&registry()), &f, &mut sink).unwrap();
+        let mut u: Vec<String> = sink.passports.into_iter().map(|p| p.uvci).collect();
+        u.sort();
+        u
+    };
+    let first = uvcis(facility());
+    assert_eq!(uvcis(facility()), first, "a re-run maps to the same UVCIs");
+    let mut no_history = facility();
+    no_history.include_history = false;
+    assert!(uvcis(no_history).iter().all(|u| !first.contains(u)));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example/facility-01100");
+    let mut other_key = facility();
+    other_key.key = SigningKey::load(&dir.join("key.pem")).unwrap();
+    other_key.cert =
+        crate::pki::parse_certificates(&std::fs::read(dir.join("cert.pem")).unwrap(), true).unwrap().remove(0);
+    assert!(uvcis(other_key).iter().all(|u| !first.contains(u)), "a key rotation issues new passports");
+}

@@ -20,7 +20,8 @@ pub const MAX_BUNDLE_BYTES: usize = 128 * 1024 * 1024;
 /// A trust list's content.
 #[derive(Debug, Clone)]
 pub struct TrustBundle {
-    /// Monotonic version; a device refuses a version lower than one it used.
+    /// Monotonic version (the service uses the issue time in seconds); a device refuses a
+    /// version lower than one it used.
     pub version: u64,
     /// When it was issued (Unix seconds).
     pub issued_at: i64,
@@ -134,6 +135,9 @@ pub fn open(envelope: &[u8], anchors: &TrustStore, at: i64, have: Option<u64>) -
         .iter()
         .position(|s| s.cert.der() == signer.der())
         .ok_or_else(|| BundleError::Chain("the signer is a CA".into()))?;
+    if !super::policy::may_sign_trust_list(signer.ekus.as_deref()) {
+        return Err(BundleError::Chain("the signer is not a trust-list signer (document-signing EKU)".into()));
+    }
     super::check_validity(&signer, at).map_err(|e| BundleError::Chain(e.to_string()))?;
     chain.validate_signer(index, at).map_err(|e| BundleError::Chain(e.to_string()))?;
     let SignerKey::EcP256(point) = &signer.key else { return Err(BundleError::Signature) };

@@ -273,8 +273,9 @@ pub fn write_issued(dir: &Path, issued: &Issued) -> Result<Vec<PathBuf>, FileErr
     Ok(written)
 }
 
-/// A trust-list signer: an end-entity certificate of the root for signing the published
-/// bundle of roots, DSCs and revocations (SPEC §7 `GET /api/v1/trust-list`).
+/// A trust-list signer: an end-entity certificate of the root with the document-signing EKU
+/// (RFC 9336), for signing the published bundle of roots, DSCs and revocations (SPEC §7
+/// `GET /api/v1/trust-list`).
 pub fn issue_trust_list_signer(issuer: &CaFiles, days: u32, now: OffsetDateTime) -> Result<Issued, IssueError> {
     check_days(days, MAX_FACILITY_DAYS)?;
     let mut dn = DistinguishedName::new();
@@ -284,5 +285,6 @@ pub fn issue_trust_list_signer(issuer: &CaFiles, days: u32, now: OffsetDateTime)
     let mut p = base_params(dn, days, now, Some(issuer));
     p.is_ca = IsCa::ExplicitNoCa;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::Other(super::policy::EKU_DOCUMENT_SIGNING_ARCS.to_vec())];
     finish(&p, KeyPair::generate()?, Some(issuer))
 }

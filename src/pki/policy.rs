@@ -15,6 +15,11 @@ pub enum Purpose {
 /// The EKU arc vaxpass writes into facility DSCs: `1.3.6.1.4.1.1847.2021.1.2` (vaccination).
 pub const EKU_VACCINATION_ARCS: [u64; 10] = [1, 3, 6, 1, 4, 1, 1847, 2021, 1, 2];
 
+/// id-kp-documentSigning (RFC 9336): the purpose of the trust-list signer, and of nothing
+/// else in the hierarchy. Facility DSCs never carry it.
+pub const EKU_DOCUMENT_SIGNING_ARCS: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 3, 36];
+const EKU_DOCUMENT_SIGNING: &str = "1.3.6.1.5.5.7.3.36";
+
 /// The EU arcs and the variant with an extra `.0` seen in production certificates.
 const EKU_PREFIXES: [&str; 2] = ["1.3.6.1.4.1.1847.2021.1.", "1.3.6.1.4.1.0.1847.2021.1."];
 
@@ -41,6 +46,14 @@ pub fn allows(ekus: Option<&[String]>, purpose: Purpose) -> bool {
         }
     }
     !any_health_eku
+}
+
+/// Whether a certificate with these EKUs may sign the trust list: it must name the
+/// document-signing purpose and none of the health-certificate ones, so that no facility DSC,
+/// wherever it sits in the hierarchy, can publish trust.
+pub fn may_sign_trust_list(ekus: Option<&[String]>) -> bool {
+    let ekus = ekus.unwrap_or_default();
+    ekus.iter().any(|o| o == EKU_DOCUMENT_SIGNING) && !ekus.iter().any(|o| purpose_of(o).is_some())
 }
 
 #[cfg(test)]
@@ -70,6 +83,14 @@ mod tests {
         assert!(allows(Some(&ekus), Purpose::Vaccination));
         assert!(allows(Some(&ekus), Purpose::Recovery));
         assert!(!allows(Some(&ekus), Purpose::Test));
+    }
+
+    #[test]
+    fn only_a_document_signer_without_health_ekus_signs_trust_lists() {
+        assert!(may_sign_trust_list(Some(&v(&["1.3.6.1.5.5.7.3.36"]))));
+        assert!(!may_sign_trust_list(None));
+        assert!(!may_sign_trust_list(Some(&v(&["1.3.6.1.4.1.1847.2021.1.2"]))));
+        assert!(!may_sign_trust_list(Some(&v(&["1.3.6.1.5.5.7.3.36", "1.3.6.1.4.1.0.1847.2021.1.2"]))));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! (with their claim codes) and the rejected rows, to that facility only.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -127,6 +128,7 @@ async fn upload(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let facility_code = require_facility(&state, &headers).await?;
+    let slot = Arc::clone(&state.inner.batch_slots).try_acquire_owned().map_err(|_| ApiError::TooManyRequests)?;
     let facility = facility_signer(&state, &facility_code)?;
     // A file without the required columns is refused now, not in the background.
     DoseReader::new(&body[..], "doses.csv").map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -149,7 +151,10 @@ async fn upload(
     let worker = state.clone();
     std::thread::Builder::new()
         .name(format!("batch-{batch_id}"))
-        .spawn(move || run_batch(worker, facility, batch, body))
+        .spawn(move || {
+            run_batch(worker, facility, batch, body);
+            drop(slot);
+        })
         .map_err(ApiError::internal)?;
     tracing::info!(facility = %facility_code, %batch_id, "batch accepted");
     Ok((StatusCode::ACCEPTED, Json(json!({"batch_id": batch_id, "status": "running"}))))

@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The request conflicts with the server's state, e.g. no key for that facility (409).
     #[error("{0}")]
     Conflict(String),
+    /// No longer available, such as a revoked passport (410).
+    #[error("{0}")]
+    Gone(&'static str),
     /// Too many attempts (429).
     #[error("too many requests; try again later")]
     TooManyRequests,
@@ -47,6 +50,7 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
+            ApiError::Gone(_) => (StatusCode::GONE, "GONE"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "UNPROCESSABLE"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),

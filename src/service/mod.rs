@@ -31,6 +31,9 @@ use crate::pki::{self, CaFiles, Kid, Revocations, SigningKey, TrustStore};
 use crate::store::{self, Revocation, Store};
 use crate::verify::Verifier;
 
+/// Station uploads signed at once by one instance; more get 429 (signing takes every core).
+pub const MAX_RUNNING_BATCHES: usize = 2;
+
 /// How often an instance re-reads revocations made through other instances.
 pub const REVOCATION_REFRESH: Duration = Duration::from_secs(1);
 
@@ -50,7 +53,18 @@ struct Shared {
     admin_token_hash: Option<[u8; 32]>,
     list_signer: Option<(SigningKey, String)>,
     metrics: metrics::Metrics,
-    limits: Mutex<HashMap<String, (Instant, u32)>>,
+    limits: Mutex<RateLimits>,
+    /// Photo decodes allowed at once (one per core): each may hold 64 MB for ~30 ms.
+    photo_slots: tokio::sync::Semaphore,
+    /// Station uploads signing at once.
+    batch_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// Attempt counters, each with its own window.
+#[derive(Default)]
+struct RateLimits {
+    entries: HashMap<String, (Instant, Duration, u32)>,
+    last_sweep: Option<Instant>,
 }
 
 /// Why the service could not start.
@@ -129,7 +143,11 @@ impl AppState {
                 admin_token_hash,
                 list_signer,
                 metrics: metrics::Metrics::default(),
-                limits: Mutex::new(HashMap::new()),
+                limits: Mutex::new(RateLimits::default()),
+                photo_slots: tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+                ),
+                batch_slots: Arc::new(tokio::sync::Semaphore::new(MAX_RUNNING_BATCHES)),
             }),
         };
         state.refresh_revocations().map_err(|e| {
@@ -198,9 +216,11 @@ impl AppState {
                 }
             }
         }
-        let next = Arc::new(self.verifier().with_revocations(r));
         if let Ok(mut v) = self.inner.verifier.write() {
-            *v = next;
+            // Revocations only grow: a slower concurrent refresh must not put back an older list.
+            if v.revocations().version <= version {
+                *v = Arc::new(v.with_revocations(r));
+            }
         }
         self.inner.revocation_version.store(version, std::sync::atomic::Ordering::Relaxed);
         Ok(())
@@ -210,16 +230,20 @@ impl AppState {
     fn allow(&self, key: String, limit: u32, window: Duration) -> bool {
         let Ok(mut limits) = self.inner.limits.lock() else { return false };
         let now = Instant::now();
-        // Forget expired windows now and then, so the map does not grow without bound.
-        if limits.len() > 100_000 {
-            limits.retain(|_, (start, _)| now.duration_since(*start) < window);
+        // Expired entries are swept at most every 10 s, each by its own window, so the map
+        // stays bounded by the live attempts and no lookup pays for a full scan.
+        if limits.entries.len() > 10_000
+            && limits.last_sweep.is_none_or(|t| now.duration_since(t) > Duration::from_secs(10))
+        {
+            limits.entries.retain(|_, (start, w, _)| now.duration_since(*start) < *w);
+            limits.last_sweep = Some(now);
         }
-        let entry = limits.entry(key).or_insert((now, 0));
-        if now.duration_since(entry.0) >= window {
-            *entry = (now, 0);
+        let entry = limits.entries.entry(key).or_insert((now, window, 0));
+        if now.duration_since(entry.0) >= entry.1 {
+            *entry = (now, window, 0);
         }
-        entry.1 += 1;
-        entry.1 <= limit
+        entry.2 = entry.2.saturating_add(1);
+        entry.2 <= limit
     }
 }
 

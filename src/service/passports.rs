@@ -65,8 +65,16 @@ fn normalise_id(raw: &str) -> String {
         .unwrap_or_else(|_| raw.trim().to_ascii_uppercase())
 }
 
+/// The client's address for rate limiting; IPv6 by its /64, which one subscriber holds whole.
 fn client_of(ext: &Extensions) -> String {
-    ext.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+    match ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) {
+        Some(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_owned(),
+    }
 }
 
 /// `POST /api/v1/passports/lookup` — traveller.
@@ -170,6 +178,9 @@ async fn download(
         _ => return Err(ApiError::NotFound),
     };
     check_token(&state, uvci, &q.token, time::OffsetDateTime::now_utc().unix_timestamp())?;
+    if state.verifier().revocations().is_passport_revoked(uvci) {
+        return Err(ApiError::Gone("this passport has been revoked"));
+    }
     let uvci = uvci.to_owned();
     let hc1 = state.with_store(move |s| s.passport_by_uvci(&uvci)).await?.ok_or(ApiError::NotFound)?;
     // QR encoding and PDF layout take milliseconds: off the async workers.

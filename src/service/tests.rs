@@ -153,7 +153,7 @@ async fn trust_list_is_signed_by_a_certificate_of_the_root() {
     assert!(trust.validate_signer(0, time::OffsetDateTime::now_utc().unix_timestamp()).is_ok());
 
     let bundle: Value = serde_json::from_slice(&bundle).unwrap();
-    assert_eq!(bundle["version"], 1);
+    assert_eq!(bundle["version"], bundle["issued_at"], "the version is the issue time");
     assert_eq!(bundle["roots"].as_array().unwrap().len(), 1);
     assert_eq!(bundle["dscs"].as_array().unwrap().len(), 2, "facility-01001 and facility-01100");
 }
@@ -172,6 +172,11 @@ async fn revocation_needs_the_admin_token_and_takes_effect_at_once() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(verify(&f.state, &p.hc1).await["reason"], "REVOKED");
     assert_eq!(verify(&f.state, &f.passports[1].hc1).await["reason"], "OK");
+    // A revoked passport is no longer handed out.
+    let dob = if p.id_number == "001090000123" { "1990-05-02" } else { "1985" };
+    let (_, found) = lookup(&f.state, &p.id_number, dob, &p.claim_code).await;
+    let png = found["passports"][0]["png"].as_str().unwrap().to_owned();
+    assert_eq!(call(&f.state, Request::get(&png).body(Body::empty()).unwrap()).await.0, StatusCode::GONE);
 
     let kid = json!({"kid": p.kid});
     let (status, _) = call(&f.state, post_json("/api/v1/revocations", &kid, Some(ADMIN_TOKEN))).await;
@@ -184,7 +189,7 @@ async fn revocation_needs_the_admin_token_and_takes_effect_at_once() {
         &base64::engine::general_purpose::STANDARD.decode(envelope["bundle"].as_str().unwrap()).unwrap(),
     )
     .unwrap();
-    assert_eq!(bundle["version"], 3);
+    assert_eq!(bundle["revocations"]["version"], 2, "two revocations");
     assert_eq!(bundle["revocations"]["passports"], json!([crate::pki::revocation_hex(&p.uvci)]));
     assert_eq!(bundle["revocations"]["facilities"], json!([p.kid]));
 

@@ -26,10 +26,12 @@ async fn trust_list(State(state): State<AppState>) -> Result<impl IntoResponse, 
     let trust = verifier.trust();
     let (roots, intermediates): (Vec<_>, Vec<_>) = trust.authorities().cloned().partition(|c| c.self_issued);
     let revocations = verifier.revocations().clone();
+    let issued_at = time::OffsetDateTime::now_utc().unix_timestamp();
     let bundle = TrustBundle {
-        // Revocations are never withdrawn, so their count (plus one) grows with every change.
-        version: revocations.version + 1,
-        issued_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+        // The issue time: it grows with every change of content (DSCs as well as
+        // revocations), so a device refuses any older bundle replayed to it.
+        version: u64::try_from(issued_at).unwrap_or(0),
+        issued_at,
         roots,
         intermediates,
         dscs: trust.signers().iter().map(|s| s.cert.clone()).collect(),

@@ -36,7 +36,8 @@ async fn verify(State(state): State<AppState>, request: Request) -> Result<Json<
             Multipart::from_request(request, &state).await.map_err(|e| ApiError::BadRequest(e.body_text()))?,
         )
         .await?;
-        // ~30 ms of image work: off the async workers.
+        // ~30 ms and up to 64 MB of image work: off the async workers, one per core at most.
+        let _slot = state.inner.photo_slots.acquire().await.map_err(ApiError::internal)?;
         tokio::task::spawn_blocking(move || qr_text_from_photo(&photo)).await.map_err(ApiError::internal)?.map_err(
             |e| match e {
                 ScanError::TooLarge => ApiError::PayloadTooLarge,

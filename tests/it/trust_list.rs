@@ -79,6 +79,22 @@ fn signed_trust_list_brings_dscs_and_revocations_and_refuses_rollback() {
     let err = verify(&list, &state, &b).fails();
     assert!(err.contains("does not chain to a trusted root"), "{err}");
 
+    // A facility DSC chained to the right root is no trust-list signer.
+    let facility = keys_example().join("facility-01001");
+    let dsc_key = SigningKey::load(&facility.join("key.pem")).unwrap();
+    let dsc_pem = std::fs::read_to_string(facility.join("cert.pem")).unwrap();
+    let forged = TrustBundle {
+        version: 99,
+        issued_at: 0,
+        roots: Vec::new(),
+        intermediates: Vec::new(),
+        dscs: Vec::new(),
+        revocations: Revocations::default(),
+    };
+    std::fs::write(&list, seal(&forged, &dsc_key, &dsc_pem).unwrap()).unwrap();
+    let err = verify(&list, &state, &b).fails();
+    assert!(err.contains("not a trust-list signer"), "{err}");
+
     // A tampered bundle is refused.
     write_list(&list, &keys_example().join("root"), 6, None);
     let mut envelope: serde_json::Value = serde_json::from_slice(&std::fs::read(&list).unwrap()).unwrap();
