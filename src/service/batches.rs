@@ -106,7 +106,7 @@ impl BatchSink for StoreSink {
         let (batch_id, facility) = (self.batch.batch_id.clone(), self.batch.facility_code.clone());
         let at = time::OffsetDateTime::now_utc().unix_timestamp();
         let count = new.len() as u64;
-        self.store(move |s| s.insert_passports(&batch_id, &facility, at, &new.iter().collect::<Vec<_>>()))?;
+        self.store(move |s| s.insert_passports(&batch_id, &facility, at, &new.iter().collect::<Vec<_>>()).map(|_| ()))?;
         self.state.inner.metrics.passports_signed(count);
         self.passports.extend(passports.iter().map(|p| (p.uvci.clone(), p.record_ids.clone())));
         Ok(())

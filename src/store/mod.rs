@@ -51,15 +51,16 @@ pub struct BatchRecord {
 pub trait Store: Send {
     /// `hc1` of the passports already stored under these UVCIs.
     fn hc1_by_uvci(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, StoreError>;
-    /// Inserts newly signed passports with their audit entries, in one transaction; a UVCI
-    /// already present is left as it is.
+    /// Inserts newly signed passports with their audit entries, in one transaction. A UVCI
+    /// already present (another run signed it meanwhile) is left as it is, and its stored
+    /// `hc1` is returned, so that the caller hands out the passport the store holds.
     fn insert_passports(
         &mut self,
         batch_id: &str,
         facility_code: &str,
         at: i64,
         passports: &[&SignedPassport],
-    ) -> Result<(), StoreError>;
+    ) -> Result<HashMap<String, String>, StoreError>;
     /// Creates or updates a batch's progress.
     fn save_batch(&mut self, batch: &BatchRecord, at: i64) -> Result<(), StoreError>;
     /// A batch's progress.

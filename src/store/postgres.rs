@@ -37,7 +37,8 @@ impl Store for PostgresStore {
         facility_code: &str,
         at: i64,
         passports: &[&SignedPassport],
-    ) -> Result<(), StoreError> {
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut kept = HashMap::new();
         let mut tx = self.client.transaction()?;
         let ins = tx.prepare(
             "INSERT INTO passports (uvci, id_hash, claim_hash, facility_code, kid, hc1, batch_id, signed_at) \
@@ -51,10 +52,13 @@ impl Store for PostgresStore {
                 .execute(&ins, &[&p.uvci, &p.id_hash, &p.claim_hash, &facility_code, &p.kid, &p.hc1, &batch_id, &at])?;
             if n == 1 {
                 tx.execute(&audit, &[&at, &facility_code, &p.kid, &p.uvci, &batch_id])?;
+            } else {
+                let stored: String = tx.query_one("SELECT hc1 FROM passports WHERE uvci = $1", &[&p.uvci])?.get(0);
+                kept.insert(p.uvci.clone(), stored);
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(kept)
     }
 
     fn save_batch(&mut self, b: &BatchRecord, at: i64) -> Result<(), StoreError> {

@@ -51,7 +51,8 @@ impl Store for SqliteStore {
         facility_code: &str,
         at: i64,
         passports: &[&SignedPassport],
-    ) -> Result<(), StoreError> {
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut kept = HashMap::new();
         let tx = self.conn.transaction()?;
         {
             let mut ins = tx.prepare_cached(
@@ -66,11 +67,15 @@ impl Store for SqliteStore {
                     ins.execute(params![p.uvci, p.id_hash, p.claim_hash, facility_code, p.kid, p.hc1, batch_id, at])?;
                 if n == 1 {
                     audit.execute(params![at, facility_code, p.kid, p.uvci, batch_id])?;
+                } else {
+                    let stored: String =
+                        tx.query_row("SELECT hc1 FROM passports WHERE uvci = ?1", [&p.uvci], |r| r.get(0))?;
+                    kept.insert(p.uvci.clone(), stored);
                 }
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(kept)
     }
 
     fn save_batch(&mut self, b: &BatchRecord, at: i64) -> Result<(), StoreError> {

@@ -62,7 +62,8 @@ fn store_contract(mut s: Box<dyn Store>) {
     s.insert_passports("batch1", "01001", 1_800_000_000, &[&a, &b]).unwrap();
     // A UVCI already present is left as it is.
     let a2 = passport("URN:UVCI:01:VN:01001/A#1", "HC1:CHANGED");
-    s.insert_passports("batch2", "01001", 1_800_000_001, &[&a2]).unwrap();
+    let kept = s.insert_passports("batch2", "01001", 1_800_000_001, &[&a2]).unwrap();
+    assert_eq!(kept.get("URN:UVCI:01:VN:01001/A#1").map(String::as_str), Some("HC1:A"), "the stored one is returned");
     assert_eq!(s.passport_count().unwrap(), 2);
     let got = s.hc1_by_uvci(&["URN:UVCI:01:VN:01001/A#1", "URN:UVCI:01:VN:01001/nope"]).unwrap();
     assert_eq!(got.len(), 1);
