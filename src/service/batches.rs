@@ -71,8 +71,8 @@ fn facility_signer(state: &AppState, code: &str) -> Result<SigningFacility, ApiE
 struct StoreSink {
     state: AppState,
     batch: BatchRecord,
+    /// Rejections until they are recorded (all rows are read before signing starts).
     rejections: Vec<BatchRejection>,
-    passports: Vec<(String, Vec<String>)>,
 }
 
 impl StoreSink {
@@ -96,6 +96,10 @@ impl BatchSink for StoreSink {
     }
 
     fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError> {
+        // Called once, when every row has been read: the rejections are all known, so they
+        // are recorded now rather than when the batch ends.
+        let (id, rejections) = (self.batch.batch_id.clone(), std::mem::take(&mut self.rejections));
+        self.store(move |s| s.add_batch_results(&id, &[], &rejections))?;
         let uvcis: Vec<String> = uvcis.iter().map(|u| (*u).to_owned()).collect();
         self.store(move |s| s.hc1_by_uvci(&uvcis.iter().map(String::as_str).collect::<Vec<_>>()))
     }
@@ -106,9 +110,15 @@ impl BatchSink for StoreSink {
         let (batch_id, facility) = (self.batch.batch_id.clone(), self.batch.facility_code.clone());
         let at = time::OffsetDateTime::now_utc().unix_timestamp();
         let count = new.len() as u64;
-        self.store(move |s| s.insert_passports(&batch_id, &facility, at, &new.iter().collect::<Vec<_>>()).map(|_| ()))?;
+        let listed: Vec<(String, Vec<String>)> =
+            passports.iter().map(|p| (p.uvci.clone(), p.record_ids.clone())).collect();
+        // The passports and the batch's list of them in one go per chunk, so a killed
+        // instance leaves what it signed on record.
+        self.store(move |s| {
+            s.insert_passports(&batch_id, &facility, at, &new.iter().collect::<Vec<_>>())?;
+            s.add_batch_results(&batch_id, &listed, &[])
+        })?;
         self.state.inner.metrics.passports_signed(count);
-        self.passports.extend(passports.iter().map(|p| (p.uvci.clone(), p.record_ids.clone())));
         Ok(())
     }
 
@@ -161,7 +171,7 @@ async fn upload(
 }
 
 fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, body: Bytes) {
-    let mut sink = StoreSink { state: state.clone(), batch, rejections: Vec::new(), passports: Vec::new() };
+    let mut sink = StoreSink { state: state.clone(), batch, rejections: Vec::new() };
     let outcome = DoseReader::new(&body[..], "doses.csv")
         .and_then(|reader| gate::run(reader, state.inner.registry.as_deref(), &facility, &mut sink));
     let mut batch = sink.batch.clone();
@@ -175,11 +185,11 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
             batch.status = "failed".into();
         }
     }
-    let (id, passports, rejections) =
-        (batch.batch_id.clone(), std::mem::take(&mut sink.passports), std::mem::take(&mut sink.rejections));
+    // Rejections not yet recorded (a run that stopped before signing).
+    let (id, rejections) = (batch.batch_id.clone(), std::mem::take(&mut sink.rejections));
     let at = time::OffsetDateTime::now_utc().unix_timestamp();
     let saved = state.with_store_blocking(move |s| {
-        s.add_batch_results(&id, &passports, &rejections)?;
+        s.add_batch_results(&id, &[], &rejections)?;
         s.save_batch(&batch, at)
     });
     if let Err(e) = saved {
