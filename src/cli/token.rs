@@ -29,9 +29,9 @@ pub(super) fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| anyhow::anyhow!("no system randomness"))?;
     let token = format!("vxp_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
-    let hash = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let hash = crate::service::token_hash(&token);
     let mut store = store::open(&args.db).with_context(|| format!("opening the database {}", args.db))?;
-    store.add_facility_token(hash.as_ref(), &args.facility, time::OffsetDateTime::now_utc().unix_timestamp())?;
+    store.add_facility_token(&hash, &args.facility, time::OffsetDateTime::now_utc().unix_timestamp())?;
     super::write_stdout(format!("{token}\n").as_bytes())?;
     eprintln!("token for facility {} created; it is shown only now", args.facility);
     Ok(ExitCode::SUCCESS)

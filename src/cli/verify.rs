@@ -140,7 +140,7 @@ fn human(v: &Verdict) -> String {
                 field(d, &["mp"]).unwrap_or("?"),
             );
         }
-        if let Some(uvci) = ["v", "t", "r"].iter().find_map(|k| p.get(k)?.get(0)?.get("ci")?.as_str()) {
+        if let Some(uvci) = v.uvci() {
             let _ = writeln!(s, "  uvci:    {uvci}");
         }
     }

@@ -27,14 +27,9 @@ pub(super) fn router() -> Router<AppState> {
 
 /// The facility a bearer token belongs to; 401 for none or an unknown one.
 pub(super) async fn require_facility(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
     // Looked up by hash: the table holds no token, and the lookup is an index probe on a
     // hash, which reveals nothing about near-miss tokens.
-    let hash = ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes()).as_ref().to_vec();
+    let hash = super::bearer_token_hash(headers).ok_or(ApiError::Unauthorized)?;
     state.with_store(move |s| s.facility_of_token(&hash)).await?.ok_or(ApiError::Unauthorized)
 }
 

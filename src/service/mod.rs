@@ -247,6 +247,20 @@ impl AppState {
     }
 }
 
+/// SHA-256 of an API token: the only form in which the service stores (facility tokens) or
+/// configures (`admin_token_sha256`) tokens, and in which it compares them.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    let mut h = [0u8; 32];
+    h.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes()).as_ref());
+    h
+}
+
+/// The hash of the `Authorization: Bearer <token>` of a request, if it has one.
+fn bearer_token_hash(headers: &axum::http::HeaderMap) -> Option<[u8; 32]> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    Some(token_hash(value.strip_prefix("Bearer ")?))
+}
+
 /// A job for the store thread.
 type StoreJob = Box<dyn FnOnce(&mut dyn Store) + Send>;
 

@@ -27,14 +27,9 @@ struct RevokeRequest {
 
 /// Checks `Authorization: Bearer <admin token>` in constant time against the configured hash.
 pub(super) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
+    let given = super::bearer_token_hash(headers).ok_or(ApiError::Unauthorized)?;
     let Some(expected) = &state.inner.admin_token_hash else { return Err(ApiError::Unauthorized) };
-    let given = ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes());
-    if bool::from(given.as_ref().ct_eq(expected)) { Ok(()) } else { Err(ApiError::Unauthorized) }
+    if bool::from(given.ct_eq(expected)) { Ok(()) } else { Err(ApiError::Unauthorized) }
 }
 
 /// `POST /api/v1/revocations` — ministry, authenticated. Body `{"uvci": …}` or `{"kid": …}`.

@@ -357,7 +357,7 @@ async fn no_identity_number_name_birth_date_or_claim_code_reaches_the_logs() {
 /// Creates a facility token in the fixture's store.
 fn facility_token(state: &AppState, code: &str) -> String {
     let token = format!("vxp_test_{code}_{}", rand_hex());
-    let hash = ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().to_vec();
+    let hash = token_hash(&token);
     let code = code.to_owned();
     state.with_store_blocking(move |s| s.add_facility_token(&hash, &code, 0)).unwrap();
     token

@@ -52,6 +52,11 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The UVCI (`ci`) of the certificate's entry, when the payload could be read.
+    pub fn uvci(&self) -> Option<&str> {
+        uvci_of(self.payload.as_ref()?)
+    }
+
     fn rejected(reason: ReasonCode, detail: impl Into<String>) -> Verdict {
         Verdict {
             valid: false,

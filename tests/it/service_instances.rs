@@ -10,7 +10,7 @@ use tower::ServiceExt as _;
 use vaxpass::service::{self, AppState, Config};
 
 use crate::store_postgres::TempDatabase;
-use crate::util::{Vaxpass, keys_example, tempdir};
+use crate::util::{keys_example, tempdir};
 
 async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Value) {
     let res = service::router(state.clone()).oneshot(req).await.unwrap();
@@ -34,19 +34,7 @@ async fn two_instances_share_passports_and_revocations() {
     let dir = tempdir();
     let secret = dir.path().join("secret");
     let data = crate::sign_batch::small_batch(dir.path());
-    Vaxpass::new(["sign", "--json"])
-        .args(crate::sign_batch::facility_args())
-        .arg("--input")
-        .arg(data.join("doses.csv"))
-        .arg("--registry")
-        .arg(data.join("registry.csv"))
-        .arg("--out")
-        .arg(dir.path().join("out"))
-        .arg("--db")
-        .arg(db.url())
-        .arg("--secret")
-        .arg(&secret)
-        .succeeds();
+    crate::sign_batch::sign_data(&data, &dir.path().join("out"), &db.url(), &secret).succeeds();
     let first: Value = serde_json::from_str(
         std::fs::read_to_string(dir.path().join("out/passports.jsonl")).unwrap().lines().next().unwrap(),
     )

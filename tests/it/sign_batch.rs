@@ -35,21 +35,52 @@ pub fn facility_args() -> Vec<PathBuf> {
     vec!["--key".into(), f.join("key.pem"), "--cert".into(), f.join("cert.pem")]
 }
 
-fn sign(dir: &Path, doses: &Path, registry: Option<&Path>) -> Vaxpass {
-    let mut v = Vaxpass::new(["sign"])
-        .args(facility_args())
+/// `vaxpass sign` with `key`/`cert` over `doses`, into `out`, database `db`, secret `secret`.
+pub fn sign_cmd(key: &Path, cert: &Path, doses: &Path, out: &Path, db: &str, secret: &Path) -> Vaxpass {
+    Vaxpass::new(["sign", "--key"])
+        .arg(key)
+        .arg("--cert")
+        .arg(cert)
         .arg("--input")
         .arg(doses)
         .arg("--out")
-        .arg(dir.join("out"))
+        .arg(out)
         .arg("--db")
-        .arg(format!("sqlite://{}", dir.join("v.db").display()))
+        .arg(db)
         .arg("--secret")
-        .arg(dir.join("secret"));
-    if let Some(r) = registry {
-        v = v.arg("--registry").arg(r);
+        .arg(secret)
+}
+
+/// `vaxpass sign --json` with the development facility 01001 over `data/doses.csv` and
+/// `data/registry.csv` (as written by `small_batch` or `vaxpass gen`).
+pub fn sign_data(data: &Path, out: &Path, db: &str, secret: &Path) -> Vaxpass {
+    let f = keys_example().join("facility-01001");
+    sign_cmd(&f.join("key.pem"), &f.join("cert.pem"), &data.join("doses.csv"), out, db, secret)
+        .arg("--registry")
+        .arg(data.join("registry.csv"))
+        .arg("--json")
+}
+
+/// SQLite `v.db` in `dir`.
+pub fn sqlite_in(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("v.db").display())
+}
+
+/// `sign_cmd` for facility 01001 with outputs, database and secret in `dir`.
+fn sign(dir: &Path, doses: &Path, registry: Option<&Path>) -> Vaxpass {
+    let f = keys_example().join("facility-01001");
+    let v = sign_cmd(
+        &f.join("key.pem"),
+        &f.join("cert.pem"),
+        doses,
+        &dir.join("out"),
+        &sqlite_in(dir),
+        &dir.join("secret"),
+    );
+    match registry {
+        Some(r) => v.arg("--registry").arg(r),
+        None => v,
     }
-    v
 }
 
 #[test]
@@ -144,20 +175,16 @@ fn a_doses_file_given_as_registry_fails_fast() {
 fn key_that_does_not_match_the_certificate_is_refused_before_signing() {
     let dir = tempdir();
     let data = small_batch(dir.path());
-    let other = keys_example().join("facility-01100/key.pem");
-    let err = Vaxpass::new(["sign", "--key"])
-        .arg(&other)
-        .arg("--cert")
-        .arg(keys_example().join("facility-01001/cert.pem"))
-        .arg("--input")
-        .arg(data.join("doses.csv"))
-        .arg("--out")
-        .arg(dir.path().join("out"))
-        .arg("--db")
-        .arg(format!("sqlite://{}", dir.path().join("v.db").display()))
-        .arg("--secret")
-        .arg(dir.path().join("secret"))
-        .fails();
+    let d = dir.path();
+    let err = sign_cmd(
+        &keys_example().join("facility-01100/key.pem"),
+        &keys_example().join("facility-01001/cert.pem"),
+        &data.join("doses.csv"),
+        &d.join("out"),
+        &sqlite_in(d),
+        &d.join("secret"),
+    )
+    .fails();
     assert!(err.contains("does not match the certificate"), "{err}");
     assert!(!dir.path().join("v.db").exists(), "nothing may be written");
 }
@@ -180,18 +207,15 @@ fn expired_facility_certificate_is_refused_before_signing() {
         // keys-example is younger than three days: the certificate has not expired yet.
         return;
     }
-    let err = Vaxpass::new(["sign", "--key"])
-        .arg(fdir.join("key.pem"))
-        .arg("--cert")
-        .arg(fdir.join("cert.pem"))
-        .arg("--input")
-        .arg(data.join("doses.csv"))
-        .arg("--out")
-        .arg(dir.path().join("out"))
-        .arg("--secret")
-        .arg(dir.path().join("secret"))
-        .arg("--db")
-        .arg(format!("sqlite://{}", dir.path().join("v.db").display()))
-        .fails();
+    let d = dir.path();
+    let err = sign_cmd(
+        &fdir.join("key.pem"),
+        &fdir.join("cert.pem"),
+        &data.join("doses.csv"),
+        &d.join("out"),
+        &sqlite_in(d),
+        &d.join("secret"),
+    )
+    .fails();
     assert!(err.contains("expired"), "{err}");
 }

@@ -26,19 +26,8 @@ fn read_csv(path: &Path) -> Vec<HashMap<String, String>> {
 fn check_against_truth(persons: u64, seed: u64) {
     let dir = tempdir();
     let data = generate(dir.path(), persons, seed);
-    Vaxpass::new(["sign", "--json"])
-        .args(crate::sign_batch::facility_args())
-        .arg("--input")
-        .arg(data.join("doses.csv"))
-        .arg("--registry")
-        .arg(data.join("registry.csv"))
-        .arg("--out")
-        .arg(dir.path().join("out"))
-        .arg("--db")
-        .arg(format!("sqlite://{}", dir.path().join("v.db").display()))
-        .arg("--secret")
-        .arg(dir.path().join("secret"))
-        .succeeds();
+    let d = dir.path();
+    crate::sign_batch::sign_data(&data, &d.join("out"), &crate::sign_batch::sqlite_in(d), &d.join("secret")).succeeds();
 
     let mut outcome: HashMap<String, (String, Option<String>)> = HashMap::new();
     for line in std::fs::read_to_string(dir.path().join("out/passports.jsonl")).unwrap().lines() {

@@ -5,7 +5,7 @@
 use vaxpass::gate::SignedPassport;
 use vaxpass::store::{self, BatchRecord, Store};
 
-use crate::util::{Vaxpass, tempdir};
+use crate::util::tempdir;
 
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
@@ -112,21 +112,8 @@ fn sign_into_postgres_is_idempotent() {
     let db = TempDatabase::new();
     let dir = tempdir();
     let data = crate::sign_batch::small_batch(dir.path());
-    let sign = |out: &str| {
-        Vaxpass::new(["sign", "--json"])
-            .args(crate::sign_batch::facility_args())
-            .arg("--input")
-            .arg(data.join("doses.csv"))
-            .arg("--registry")
-            .arg(data.join("registry.csv"))
-            .arg("--out")
-            .arg(dir.path().join(out))
-            .arg("--db")
-            .arg(db.url())
-            .arg("--secret")
-            .arg(dir.path().join("secret"))
-            .succeeds()
-    };
+    let secret = dir.path().join("secret");
+    let sign = |out: &str| crate::sign_batch::sign_data(&data, &dir.path().join(out), &db.url(), &secret).succeeds();
     sign("first");
     sign("second");
     let first = std::fs::read(dir.path().join("first/passports.jsonl")).unwrap();
