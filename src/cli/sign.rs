@@ -65,12 +65,20 @@ pub(super) struct SignArgs {
     /// Leave the earlier doses out of the passport (claim −65537).
     #[arg(long)]
     no_history: bool,
+    /// Persons signed per database transaction. Smaller loses less work when a run is
+    /// killed; larger writes the database faster.
+    #[arg(long, value_name = "N", default_value_t = gate::PERSONS_PER_COMMIT as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    commit_every: u32,
     /// Signing threads (default: all cores).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
     /// Print the summary as one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Print how long each phase took (loading the registry, reading and checking rows,
+    /// grouping, signing and recording) to standard error.
+    #[arg(long)]
+    timings: bool,
 }
 
 /// Loads the deployment secret, creating it (0600) on first use.
@@ -112,6 +120,7 @@ fn load_facility(args: &SignArgs, now: OffsetDateTime, secret: DerivationKey) ->
         issuer: "Ministry of Health Viet Nam".into(),
         include_history: !args.no_history,
         now,
+        persons_per_commit: args.commit_every as usize,
     })
 }
 
@@ -130,9 +139,8 @@ fn batch_id(facility_code: &str, input: &Path) -> String {
 
 struct FileSink {
     rejected: csv::Writer<BufWriter<File>>,
-    passports: BufWriter<File>,
+    passports: PassportFile,
     store: Box<dyn Store>,
-    qr: Option<(QrFormat, PathBuf)>,
     batch: BatchRecord,
     now: i64,
     bar: Option<indicatif::ProgressBar>,
@@ -140,6 +148,52 @@ struct FileSink {
 
 fn sink_error(e: impl std::fmt::Display) -> GateError {
     GateError::Sink(e.to_string())
+}
+
+/// Writes `passports.jsonl` (and the QR images) on a thread of its own, so that encoding
+/// JSON and writing files overlap with the database's commit of the next chunk. A chunk
+/// reaches it only after the database committed it.
+struct PassportFile {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<SignedPassport>>>,
+    thread: Option<std::thread::JoinHandle<Result<File, GateError>>>,
+}
+
+impl PassportFile {
+    fn start(mut out: BufWriter<File>, qr: Option<(QrFormat, PathBuf)>) -> std::io::Result<PassportFile> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<SignedPassport>>(1);
+        let thread = std::thread::Builder::new().name("vaxpass-files".into()).spawn(move || {
+            for chunk in rx {
+                for p in &chunk {
+                    serde_json::to_writer(&mut out, p).map_err(sink_error)?;
+                    out.write_all(b"\n").map_err(sink_error)?;
+                    if let Some((format, dir)) = &qr {
+                        let ext = if *format == QrFormat::Png { "png" } else { "svg" };
+                        let name: String =
+                            p.uvci.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+                        let bytes = render_qr(&p.hc1, *format).map_err(sink_error)?;
+                        std::fs::write(dir.join(format!("{name}.{ext}")), bytes).map_err(sink_error)?;
+                    }
+                }
+            }
+            out.into_inner().map_err(|e| sink_error(format!("writing passports.jsonl: {e}")))
+        })?;
+        Ok(PassportFile { tx: Some(tx), thread: Some(thread) })
+    }
+
+    fn write(&mut self, passports: Vec<SignedPassport>) -> Result<(), GateError> {
+        match &self.tx {
+            Some(tx) if tx.send(passports).is_ok() => Ok(()),
+            // The thread stopped on an error: report it.
+            _ => self.finish().and(Err(GateError::Sink("the passports.jsonl writer stopped".into()))),
+        }
+    }
+
+    /// Waits for everything to be written and returns the file.
+    fn finish(&mut self) -> Result<File, GateError> {
+        self.tx = None;
+        let thread = self.thread.take().ok_or_else(|| GateError::Sink("passports.jsonl already closed".into()))?;
+        thread.join().map_err(|_| GateError::Sink("the passports.jsonl writer panicked".into()))?
+    }
 }
 
 impl BatchSink for FileSink {
@@ -153,23 +207,22 @@ impl BatchSink for FileSink {
         self.store.hc1_by_uvci(uvcis).map_err(sink_error)
     }
 
-    fn signed(&mut self, passports: &[SignedPassport], fresh: &[bool]) -> Result<(), GateError> {
+    fn signed(&mut self, mut passports: Vec<SignedPassport>, fresh: Vec<bool>) -> Result<(), GateError> {
         // The database first: once a passport is committed, a killed run reuses it.
-        let new: Vec<&SignedPassport> = passports.iter().zip(fresh).filter(|(_, f)| **f).map(|(p, _)| p).collect();
-        self.store
+        let new: Vec<&SignedPassport> = passports.iter().zip(&fresh).filter(|(_, f)| **f).map(|(p, _)| p).collect();
+        let stored_meanwhile = self
+            .store
             .insert_passports(&self.batch.batch_id, &self.batch.facility_code, self.now, &new)
             .map_err(sink_error)?;
-        for p in passports {
-            serde_json::to_writer(&mut self.passports, p).map_err(sink_error)?;
-            self.passports.write_all(b"\n").map_err(sink_error)?;
-            if let Some((format, dir)) = &self.qr {
-                let ext = if *format == QrFormat::Png { "png" } else { "svg" };
-                let name: String = p.uvci.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-                let bytes = render_qr(&p.hc1, *format).map_err(sink_error)?;
-                std::fs::write(dir.join(format!("{name}.{ext}")), bytes).map_err(sink_error)?;
+        // Another run stored some of these UVCIs first: hand out the passport the store holds.
+        if !stored_meanwhile.is_empty() {
+            for p in &mut passports {
+                if let Some(hc1) = stored_meanwhile.get(&p.uvci) {
+                    p.hc1.clone_from(hc1);
+                }
             }
         }
-        Ok(())
+        self.passports.write(passports)
     }
 
     fn progress(&mut self, done: u64, total: u64) {
@@ -200,6 +253,7 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
         // Only fails if a pool was already built, which a CLI run never does.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs).build_global();
     }
+    let registry_clock = std::time::Instant::now();
     let registry = match &args.registry {
         Some(p) => Some(Registry::load(
             File::open(p).with_context(|| format!("{}: cannot open", p.display()))?,
@@ -207,6 +261,7 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
         )?),
         None => None,
     };
+    let registry_time = registry_clock.elapsed();
     let input = File::open(&args.input).with_context(|| format!("{}: cannot open", args.input.display()))?;
     let reader = DoseReader::new(std::io::BufReader::with_capacity(1 << 20, input), &args.input.display().to_string())?;
     let facility = SigningFacility { secret: load_secret(&args.secret)?, ..facility_check };
@@ -239,9 +294,9 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     };
     let mut sink = FileSink {
         rejected,
-        passports: create("passports.jsonl")?,
+        passports: PassportFile::start(create("passports.jsonl")?, qr)
+            .context("starting the passports.jsonl writer")?,
         store: store::open(&args.db).with_context(|| format!("opening the database {}", args.db))?,
-        qr,
         batch,
         now: now.unix_timestamp(),
         bar: std::io::stderr().is_terminal().then(|| indicatif::ProgressBar::new(0)),
@@ -257,7 +312,7 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     let rejected = sink.rejected.into_inner().map_err(|e| anyhow::anyhow!("writing rejected.csv: {e}"))?;
     let rejected = rejected.into_inner().map_err(|e| anyhow::anyhow!("writing rejected.csv: {e}"))?;
     rejected.sync_all().context("writing rejected.csv")?;
-    let passports = sink.passports.into_inner().map_err(|e| anyhow::anyhow!("writing passports.jsonl: {e}"))?;
+    let passports = sink.passports.finish()?;
     passports.sync_all().context("writing passports.jsonl")?;
     let summary_tmp = tmp(&args.out, "summary.json");
     std::fs::write(&summary_tmp, format!("{summary_json}\n"))?;
@@ -274,6 +329,13 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     sink.batch.summary = Some(summary_json.clone());
     sink.store.save_batch(&sink.batch, now.unix_timestamp())?;
 
+    if args.timings {
+        let mut t = format!("{:>8.2} s  load the registry\n", registry_time.as_secs_f64());
+        for (phase, d) in &summary.phases {
+            t.push_str(&format!("{:>8.2} s  {phase}\n", d.as_secs_f64()));
+        }
+        eprint!("{t}");
+    }
     if args.json {
         super::write_stdout(format!("{}\n", serde_json::to_string(&summary)?).as_bytes())?;
     } else {

@@ -21,9 +21,11 @@ use crate::pki::{Certificate, SigningKey};
 /// Default passport lifetime: 365 days (SPEC §3; Decision 5772: valid 12 months).
 pub const PASSPORT_LIFETIME_SECS: i64 = 365 * 86_400;
 
-/// Persons signed per round trip to the sink: big enough that the database sees few
-/// transactions, small enough that a killed run loses little work.
-const CHUNK: usize = 4096;
+/// Default persons signed per round trip to the sink (one database transaction). The
+/// identity-hash index takes keys in random order, so each transaction rewrites most of the
+/// index pages it touches: 32 768 passports per transaction measured 2.5× cheaper per
+/// passport than 4 096 at 1 million persons. A killed run loses at most two chunks of signing.
+pub const PERSONS_PER_COMMIT: usize = 32_768;
 
 /// Alphabet of claim codes: no 0/O, 1/I/L, so they can be read out over the phone.
 const CLAIM_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
@@ -85,9 +87,11 @@ impl DerivationKey {
         ctx.sign()
     }
 
-    /// Keyed hash of an identity number, as stored (SPEC §7: never in clear).
+    /// Keyed hash of an identity number, as stored (SPEC §7: never in clear). 128 bits:
+    /// collisions are out of reach at any population, and the smaller index entries make
+    /// batch inserts cheaper.
     pub fn id_hash(&self, id_number: &str) -> Vec<u8> {
-        self.tag("vaxpass/id-number/v1", &[id_number.as_bytes()]).as_ref().to_vec()
+        self.tag("vaxpass/id-number/v1", &[id_number.as_bytes()]).as_ref()[..16].to_vec()
     }
 
     /// The claim code of a passport: derived, so a resumed run prints the same one.
@@ -135,6 +139,8 @@ pub struct SigningFacility {
     pub include_history: bool,
     /// The signing time (`iat`).
     pub now: OffsetDateTime,
+    /// Persons signed per round trip to the sink (one database transaction); at least 1.
+    pub persons_per_commit: usize,
 }
 
 impl std::fmt::Debug for SigningFacility {
@@ -183,8 +189,9 @@ pub trait BatchSink: Send {
     /// every UVCI of the batch, before signing starts.
     fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError>;
     /// Passports of one chunk, in a stable order; `fresh[i]` says whether `passports[i]` was
-    /// signed just now (and must be recorded) or reused.
-    fn signed(&mut self, passports: &[SignedPassport], fresh: &[bool]) -> Result<(), GateError>;
+    /// signed just now (and must be recorded) or reused. Owned, so that a sink can hand them
+    /// on to another thread without copying.
+    fn signed(&mut self, passports: Vec<SignedPassport>, fresh: Vec<bool>) -> Result<(), GateError>;
     /// Progress after each chunk: persons done of total.
     fn progress(&mut self, _done: u64, _total: u64) {}
 }
@@ -205,6 +212,9 @@ pub struct Summary {
     /// Passports reused from an earlier run rather than signed now.
     #[serde(skip)]
     pub reused: u64,
+    /// Wall time of each phase of the run, in order (for `--timings` and benchmarks).
+    #[serde(skip)]
+    pub phases: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// Rows checked per parallel block: large enough to keep both cores busy, small enough
@@ -224,6 +234,12 @@ pub fn run<R: Read>(
 ) -> Result<Summary, GateError> {
     let today = facility.now.date();
     let mut summary = Summary::default();
+    let mut clock = std::time::Instant::now();
+    let mut lap = |summary: &mut Summary, phase: &'static str| {
+        let now = std::time::Instant::now();
+        summary.phases.push((phase, now - clock));
+        clock = now;
+    };
     let mut accepted = Vec::new();
     let mut identities: HashMap<PersonKey, RowIdentity> = HashMap::new();
     let reject = |summary: &mut Summary, r: &Rejection, sink: &mut dyn BatchSink| -> Result<(), GateError> {
@@ -262,6 +278,7 @@ pub fn run<R: Read>(
             }
         }
     }
+    lap(&mut summary, "read and check rows");
     let (persons, late_rejections) = group(accepted);
     for r in &late_rejections {
         reject(&mut summary, r, sink)?;
@@ -275,29 +292,40 @@ pub fn run<R: Read>(
         .map(|s| identify(s, registry, &identities).and_then(|i| uvci_for(&i, s, facility)))
         .collect::<Option<_>>()
         .ok_or(GateError::Invariant("a person's UVCI could not be derived"))?;
+    lap(&mut summary, "group and derive UVCIs");
+    // Signed in UVCI order, so that the store's UVCI index grows at one end instead of
+    // taking keys all over its pages (measured 20 % fewer pages written at 1 million).
+    let mut persons: Vec<(Uvci, DoseSeries)> = uvcis.into_iter().zip(persons).collect();
+    persons.par_sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     let existing = {
-        let all: Vec<&str> = uvcis.iter().map(Uvci::as_str).collect();
+        let all: Vec<&str> = persons.iter().map(|(u, _)| u.as_str()).collect();
         sink.already_signed(&all)?
     };
+    lap(&mut summary, "look up passports already signed");
 
     let total = persons.len() as u64;
     // The pool signs chunk n while a writer thread records chunk n−1 (database first, then
     // the output file), so storage waits overlap with signing.
-    std::thread::scope(|scope| -> Result<(), GateError> {
+    let writer_busy = std::thread::scope(|scope| -> Result<std::time::Duration, GateError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<SignedPassport>, Vec<bool>, u64)>(1);
-        let writer = scope.spawn(move || -> Result<(), GateError> {
-            for (passports, fresh, done) in rx {
-                sink.signed(&passports, &fresh)?;
-                sink.progress(done, total);
-            }
-            Ok(())
-        });
+        let writer = std::thread::Builder::new()
+            .name("vaxpass-writer".into())
+            .spawn_scoped(scope, move || -> Result<std::time::Duration, GateError> {
+                let mut busy = std::time::Duration::ZERO;
+                for (passports, fresh, done) in rx {
+                    let start = std::time::Instant::now();
+                    sink.signed(passports, fresh)?;
+                    sink.progress(done, total);
+                    busy += start.elapsed();
+                }
+                Ok(busy)
+            })
+            .map_err(|e| GateError::Sink(format!("cannot start the output writer: {e}")))?;
         let mut done = 0u64;
-        for (chunk, chunk_uvcis) in persons.chunks(CHUNK).zip(uvcis.chunks(CHUNK)) {
+        for chunk in persons.chunks(facility.persons_per_commit.max(1)) {
             let results: Vec<Result<(SignedPassport, bool), GateError>> = chunk
                 .par_iter()
-                .zip(chunk_uvcis)
-                .map(|(s, uvci)| {
+                .map(|(uvci, s)| {
                     let p = plan(s, uvci.clone(), registry, &identities, facility)
                         .ok_or(GateError::Invariant("a person's passport content could not be built"))?;
                     match existing.get(p.content.uvci.as_str()) {
@@ -325,6 +353,8 @@ pub fn run<R: Read>(
         drop(tx);
         writer.join().map_err(|_| GateError::Sink("the output writer panicked".into()))?
     })?;
+    lap(&mut summary, "sign and record");
+    summary.phases.push(("  of which the writer was busy recording", writer_busy));
     Ok(summary)
 }
 

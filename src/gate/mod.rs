@@ -14,7 +14,7 @@ mod registry;
 mod rows;
 mod series;
 
-pub use batch::{BatchSink, DerivationKey, SignedPassport, SigningFacility, Summary, run};
+pub use batch::{BatchSink, DerivationKey, PERSONS_PER_COMMIT, SignedPassport, SigningFacility, Summary, run};
 pub use checks::{PROGRAMME_START, PersonKey};
 pub use registry::{Registry, RegistryPerson};
 pub use rows::{DoseReader, DoseRow};

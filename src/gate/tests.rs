@@ -206,12 +206,12 @@ impl BatchSink for MemorySink {
     fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError> {
         Ok(uvcis.iter().filter_map(|u| self.stored.get(*u).map(|h| ((*u).to_owned(), h.clone()))).collect())
     }
-    fn signed(&mut self, passports: &[SignedPassport], fresh: &[bool]) -> Result<(), GateError> {
-        for (p, f) in passports.iter().zip(fresh) {
-            if *f {
+    fn signed(&mut self, passports: Vec<SignedPassport>, fresh: Vec<bool>) -> Result<(), GateError> {
+        for (p, f) in passports.into_iter().zip(fresh) {
+            if f {
                 self.stored.insert(p.uvci.clone(), p.hc1.clone());
             }
-            self.passports.push(p.clone());
+            self.passports.push(p);
         }
         Ok(())
     }
@@ -232,6 +232,7 @@ fn facility() -> SigningFacility {
         issuer: "Ministry of Health Viet Nam".into(),
         include_history: true,
         now: datetime!(2027-01-10 00:00 UTC),
+        persons_per_commit: crate::gate::PERSONS_PER_COMMIT,
     }
 }
 
@@ -299,7 +300,10 @@ fn rerun_reuses_every_passport_with_the_same_uvci_and_claim_code() {
 fn empty_input_gives_an_empty_valid_summary() {
     let mut sink = MemorySink { rejected: vec![], passports: vec![], stored: HashMap::new() };
     let s = run_batch("", &mut sink);
-    assert_eq!(s, Summary::default());
+    let phases: Vec<&str> = s.phases.iter().map(|(name, _)| *name).collect();
+    assert_eq!(phases.first(), Some(&"read and check rows"));
+    assert_eq!(phases.last(), Some(&"  of which the writer was busy recording"));
+    assert_eq!(Summary { phases: Vec::new(), ..s }, Summary::default());
 }
 
 #[test]

@@ -24,7 +24,7 @@ const LENGTH_EXTRA: [u8; 29] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 
 const DIST_BASE: [u16; 20] = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769];
 const DIST_EXTRA: [u8; 20] = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8];
 
-/// Bits written least significant first, as DEFLATE packs them.
+/// Bits written least significant first, as DEFLATE packs them, 32 at a time.
 struct BitWriter {
     out: Vec<u8>,
     acc: u64,
@@ -32,54 +32,122 @@ struct BitWriter {
 }
 
 impl BitWriter {
-    fn bits(&mut self, value: u32, count: u32) {
+    /// Appends a packed code (see [`pack`]): at most 31 bits, least significant first.
+    #[inline(always)]
+    fn put(&mut self, packed: u32) {
+        let (value, count) = (packed >> 5, packed & 31);
         self.acc |= u64::from(value) << self.n;
         self.n += count;
-        while self.n >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.n -= 8;
+        if self.n >= 32 {
+            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.n -= 32;
         }
     }
 
-    /// A Huffman code: most significant bit first (RFC 1951 §3.1.1).
-    fn code(&mut self, code: u32, len: u32) {
-        self.bits(code.reverse_bits() >> (32 - len), len);
-    }
-
     fn finish(mut self) -> Vec<u8> {
-        if self.n > 0 {
+        while self.n > 0 {
             self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n = self.n.saturating_sub(8);
         }
         self.out
     }
 }
 
-/// The fixed literal/length code of symbol `sym` (RFC 1951 §3.2.6).
-fn literal_length(w: &mut BitWriter, sym: u32) {
-    match sym {
-        0..=143 => w.code(0x30 + sym, 8),
-        144..=255 => w.code(0x190 + (sym - 144), 9),
-        256..=279 => w.code(sym - 256, 7),
-        _ => w.code(0xC0 + (sym - 280), 8),
+/// `value` bits (already in output order) and their count, packed as `value << 5 | count`,
+/// so that one table entry holds a whole code.
+const fn pack(value: u32, count: u32) -> u32 {
+    value << 5 | count
+}
+
+/// The fixed Huffman code of a literal/length symbol (RFC 1951 §3.2.6), bit-reversed for
+/// least-significant-first output, and its length.
+const fn fixed_code(sym: u32) -> (u32, u32) {
+    let (code, len) = if sym < 144 {
+        (0x30 + sym, 8)
+    } else if sym < 256 {
+        (0x190 + (sym - 144), 9)
+    } else if sym < 280 {
+        (sym - 256, 7)
+    } else {
+        (0xC0 + (sym - 280), 8)
+    };
+    (code.reverse_bits() >> (32 - len), len)
+}
+
+/// Every literal/length symbol's code, packed.
+const LITERAL: [u32; 288] = {
+    let mut t = [0u32; 288];
+    let mut sym = 0;
+    while sym < 288 {
+        let (code, len) = fixed_code(sym as u32);
+        t[sym] = pack(code, len);
+        sym += 1;
     }
-}
+    t
+};
 
-fn emit_match(w: &mut BitWriter, len: usize, dist: usize) {
-    // Both tables are sorted; the code is the last base not above the value.
-    let li = LENGTH_BASE.iter().rposition(|&b| usize::from(b) <= len).unwrap_or(0);
-    literal_length(w, 257 + li as u32);
-    w.bits((len - usize::from(LENGTH_BASE[li])) as u32, u32::from(LENGTH_EXTRA[li]));
-    let di = DIST_BASE.iter().rposition(|&b| usize::from(b) <= dist).unwrap_or(0);
-    w.code(di as u32, 5);
-    w.bits((dist - usize::from(DIST_BASE[di])) as u32, u32::from(DIST_EXTRA[di]));
-}
+/// Every match length's code followed by its extra bits (RFC 1951 §3.2.5), packed.
+const LENGTH: [u32; MAX_MATCH + 1] = {
+    let mut t = [0u32; MAX_MATCH + 1];
+    let mut len = MIN_MATCH;
+    let mut li = 0;
+    while len <= MAX_MATCH {
+        while li + 1 < LENGTH_BASE.len() && LENGTH_BASE[li + 1] as usize <= len {
+            li += 1;
+        }
+        let (code, code_len) = fixed_code(257 + li as u32);
+        let extra = (len - LENGTH_BASE[li] as usize) as u32;
+        t[len] = pack(code | extra << code_len, code_len + LENGTH_EXTRA[li] as u32);
+        len += 1;
+    }
+    t
+};
 
+/// Every distance's 5-bit code followed by its extra bits, packed.
+const DISTANCE: [u32; WINDOW + 1] = {
+    let mut t = [0u32; WINDOW + 1];
+    let mut dist = 1;
+    let mut di = 0;
+    while dist <= WINDOW {
+        while di + 1 < DIST_BASE.len() && DIST_BASE[di + 1] as usize <= dist {
+            di += 1;
+        }
+        let code = (di as u32).reverse_bits() >> 27;
+        let extra = (dist - DIST_BASE[di] as usize) as u32;
+        t[dist] = pack(code | extra << 5, 5 + DIST_EXTRA[di] as u32);
+        dist += 1;
+    }
+    t
+};
+
+#[inline(always)]
 fn hash(b: &[u8]) -> usize {
     let v = u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
     (v.wrapping_mul(2_654_435_761) >> (32 - HASH_BITS)) as usize
 }
 
+/// Length of the common prefix of `a` and `b`, 8 bytes at a time.
+#[inline(always)]
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let max = a.len().min(b.len());
+    let mut n = 0;
+    while n + 8 <= max {
+        let x = u64::from_le_bytes(a[n..n + 8].try_into().unwrap_or([0; 8]))
+            ^ u64::from_le_bytes(b[n..n + 8].try_into().unwrap_or([0; 8]));
+        if x != 0 {
+            return n + (x.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    while n < max && a[n] == b[n] {
+        n += 1;
+    }
+    n
+}
+
+/// Adler-32 (RFC 1950 §9), reduced every 5552 bytes as zlib does.
 fn adler32(data: &[u8]) -> u32 {
     const MOD: u32 = 65_521;
     let (mut a, mut b) = (1u32, 0u32);
@@ -95,14 +163,13 @@ fn adler32(data: &[u8]) -> u32 {
     (b << 16) | a
 }
 
-/// zlib-wraps `data` in one fixed-Huffman DEFLATE block.
+/// Compresses `data` into a zlib stream (header `78 01`, one fixed-Huffman block, Adler-32).
 pub(crate) fn zlib_compress(data: &[u8]) -> Vec<u8> {
     let mut w = BitWriter { out: Vec::with_capacity(data.len() + 16), acc: 0, n: 0 };
     // CMF 0x78: deflate, 32 KiB window; FLG 0x01: fastest, no dictionary, check bits.
     w.out.extend_from_slice(&[0x78, 0x01]);
-    w.bits(1, 1); // BFINAL
-    w.bits(1, 2); // BTYPE 01: fixed Huffman codes
-    // head[h] = position + 1 of the latest 3 bytes with hash h; 0 = none.
+    w.put(pack(0b011, 3)); // BFINAL = 1, BTYPE = 01: fixed Huffman codes
+    // Positions are stored + 1, so that 0 means "none yet".
     let mut head = [0u16; 1 << HASH_BITS];
     let mut i = 0;
     while i < data.len() {
@@ -115,7 +182,7 @@ pub(crate) fn zlib_compress(data: &[u8]) -> Vec<u8> {
             if cand > 0 && i - (cand - 1) <= WINDOW {
                 let j = cand - 1;
                 let max = MAX_MATCH.min(data.len() - i);
-                let len = data[j..].iter().zip(&data[i..i + max]).take_while(|(a, b)| a == b).count();
+                let len = common_prefix(&data[j..], &data[i..i + max]);
                 if len >= MIN_MATCH {
                     best = len;
                     dist = i - j;
@@ -123,7 +190,8 @@ pub(crate) fn zlib_compress(data: &[u8]) -> Vec<u8> {
             }
         }
         if best > 0 {
-            emit_match(&mut w, best, dist);
+            w.put(LENGTH[best]);
+            w.put(DISTANCE[dist]);
             // Index the positions the match covers, so later repeats can refer to them.
             let end = i + best;
             for k in i + 1..end.min(data.len().saturating_sub(MIN_MATCH - 1)) {
@@ -131,11 +199,11 @@ pub(crate) fn zlib_compress(data: &[u8]) -> Vec<u8> {
             }
             i = end;
         } else {
-            literal_length(&mut w, u32::from(data[i]));
+            w.put(LITERAL[usize::from(data[i])]);
             i += 1;
         }
     }
-    literal_length(&mut w, 256); // end of block
+    w.put(LITERAL[256]); // end of block
     let mut out = w.finish();
     out.extend_from_slice(&adler32(data).to_be_bytes());
     out

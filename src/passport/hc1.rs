@@ -22,10 +22,25 @@ pub const MAX_INFLATED_LEN: usize = 32 * 1024;
 /// `HC1:` + Base45(zlib(cose)).
 pub(crate) fn encode(cose: &[u8]) -> String {
     let z = crate::passport::deflate::zlib_compress(cose);
-    let mut out = String::with_capacity(HC1_PREFIX.len() + z.len() * 3 / 2 + 2);
-    out.push_str(HC1_PREFIX);
-    out.push_str(&base45::encode(&z));
-    out
+    let mut out = Vec::with_capacity(HC1_PREFIX.len() + z.len() * 3 / 2 + 2);
+    out.extend_from_slice(HC1_PREFIX.as_bytes());
+    base45_encode_into(&z, &mut out);
+    // Only the prefix and Base45 characters were written: ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Base45 (RFC 9285 §4.2): each two bytes become three characters, a last odd byte two,
+/// least significant digit first.
+fn base45_encode_into(bytes: &[u8], out: &mut Vec<u8>) {
+    let mut pairs = bytes.chunks_exact(2);
+    for pair in &mut pairs {
+        let n = usize::from(pair[0]) << 8 | usize::from(pair[1]);
+        out.extend_from_slice(&[BASE45[n % 45], BASE45[n / 45 % 45], BASE45[n / 2025]]);
+    }
+    if let [b] = pairs.remainder() {
+        let n = usize::from(*b);
+        out.extend_from_slice(&[BASE45[n % 45], BASE45[n / 45]]);
+    }
 }
 
 /// Strips the prefix and decodes Base45 and zlib, returning the COSE bytes.
@@ -154,7 +169,26 @@ mod tests {
         assert_eq!(base45_decode(base45::encode(&data).as_bytes()).unwrap(), data);
     }
 
+    fn our_base45(bytes: &[u8]) -> String {
+        let mut out = Vec::new();
+        base45_encode_into(bytes, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn base45_encoder_matches_rfc_9285_examples() {
+        assert_eq!(our_base45(b"AB"), "BB8");
+        assert_eq!(our_base45(b"Hello!!"), "%69 VD92EX0");
+        assert_eq!(our_base45(b"base-45"), "UJCLQE7W581");
+        assert_eq!(our_base45(b""), "");
+    }
+
     proptest::proptest! {
+        #[test]
+        fn base45_encoder_agrees_with_the_base45_crate(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            proptest::prop_assert_eq!(our_base45(&bytes), base45::encode(&bytes));
+        }
+
         /// The base45 crate also accepts over-large groups ("AA" = 460 in one byte) and
         /// truncates them; RFC 9285 §6 requires rejecting them. Otherwise the two agree.
         #[test]

@@ -59,6 +59,7 @@ fn facility_signer(state: &AppState, code: &str) -> Result<SigningFacility, ApiE
         issuer: "Ministry of Health Viet Nam".into(),
         include_history: true,
         now,
+        persons_per_commit: crate::gate::PERSONS_PER_COMMIT,
     })
 }
 
@@ -99,14 +100,13 @@ impl BatchSink for StoreSink {
         self.store(move |s| s.hc1_by_uvci(&uvcis.iter().map(String::as_str).collect::<Vec<_>>()))
     }
 
-    fn signed(&mut self, passports: &[SignedPassport], fresh: &[bool]) -> Result<(), GateError> {
-        let new: Vec<SignedPassport> =
-            passports.iter().zip(fresh).filter(|(_, f)| **f).map(|(p, _)| p.clone()).collect();
+    fn signed(&mut self, passports: Vec<SignedPassport>, fresh: Vec<bool>) -> Result<(), GateError> {
+        let listed: Vec<(String, Vec<String>)> =
+            passports.iter().map(|p| (p.uvci.clone(), p.record_ids.clone())).collect();
+        let new: Vec<SignedPassport> = passports.into_iter().zip(fresh).filter(|(_, f)| *f).map(|(p, _)| p).collect();
         let (batch_id, facility) = (self.batch.batch_id.clone(), self.batch.facility_code.clone());
         let at = time::OffsetDateTime::now_utc().unix_timestamp();
         let count = new.len() as u64;
-        let listed: Vec<(String, Vec<String>)> =
-            passports.iter().map(|p| (p.uvci.clone(), p.record_ids.clone())).collect();
         // The passports and the batch's list of them in one go per chunk, so a killed
         // instance leaves what it signed on record.
         self.store(move |s| {

@@ -36,10 +36,10 @@ impl BatchSink for StoreSink<'_> {
     fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError> {
         self.0.hc1_by_uvci(uvcis).map_err(|e| GateError::Sink(e.to_string()))
     }
-    fn signed(&mut self, passports: &[SignedPassport], _: &[bool]) -> Result<(), GateError> {
+    fn signed(&mut self, passports: Vec<SignedPassport>, _: Vec<bool>) -> Result<(), GateError> {
         let refs: Vec<&SignedPassport> = passports.iter().collect();
         self.0.insert_passports("test", "01001", 0, &refs).map_err(|e| GateError::Sink(e.to_string()))?;
-        self.1.extend_from_slice(passports);
+        self.1.extend(passports);
         Ok(())
     }
 }
@@ -78,6 +78,7 @@ fn fixture(tweak: impl FnOnce(&mut Config)) -> Fixture {
         issuer: "Ministry of Health Viet Nam".into(),
         include_history: true,
         now: time::OffsetDateTime::now_utc(),
+        persons_per_commit: crate::gate::PERSONS_PER_COMMIT,
     };
     let mut store = store::open(&config.db).unwrap();
     let registry = Registry::load(REGISTRY.as_bytes(), "registry.csv").unwrap();

@@ -28,6 +28,9 @@ pub enum StoreError {
     /// PostgreSQL failed.
     #[error("postgres: {0}")]
     Postgres(#[from] ::postgres::Error),
+    /// A store thread could not be started.
+    #[error("cannot start a database thread: {0}")]
+    Thread(String),
 }
 
 /// Progress of a batch.

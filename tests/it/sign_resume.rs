@@ -24,6 +24,8 @@ fn sign_command(b: &Batch, out: &Path, db: &Path) -> Command {
     c.arg("--db").arg(format!("sqlite://{}", db.display()));
     c.arg("--secret").arg(&b.secret);
     c.arg("--json");
+    // Several transactions per run, so that kills land between them.
+    c.args(["--commit-every", "2000"]);
     c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     c
 }
