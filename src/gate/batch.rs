@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::checks::{PersonKey, RowIdentity, check_row};
 use super::registry::Registry;
-use super::rows::DoseReader;
+use super::rows::{DoseReader, RawRow};
 use super::series::{DoseSeries, group};
 use super::{GateError, Rejection};
 use crate::passport::{self, Algorithm, PassportContent, Person, Uvci, number_doses};
@@ -226,7 +226,7 @@ const CHECK_BLOCK: usize = 16_384;
 /// Memory: the accepted rows (about 80 bytes each plus the record id) and one UVCI per
 /// person are held until signing, because a person's rows may be anywhere in the file;
 /// rejected rows go straight to the sink.
-pub fn run<R: Read>(
+pub fn run<R: Read + Send>(
     mut doses: DoseReader<R>,
     registry: Option<&Registry>,
     facility: &SigningFacility,
@@ -247,37 +247,60 @@ pub fn run<R: Read>(
         *summary.by_reason.entry(r.reason.as_str().to_owned()).or_default() += 1;
         sink.rejected(r)
     };
-    loop {
-        let mut block = Vec::with_capacity(CHECK_BLOCK);
-        while block.len() < CHECK_BLOCK {
-            match doses.next_row()? {
-                Some(row) => {
-                    block.push((summary.input_rows, row));
-                    summary.input_rows += 1;
+    // One thread splits the file into rows, block by block; the pool parses and checks the
+    // previous block meanwhile. Rows are accounted in file order.
+    let parser = doses.parser();
+    std::thread::scope(|scope| -> Result<(), GateError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<RawRow>>(2);
+        let reader = std::thread::Builder::new()
+            .name("vaxpass-reader".into())
+            .spawn_scoped(scope, move || -> Result<(), GateError> {
+                loop {
+                    let mut block = Vec::with_capacity(CHECK_BLOCK);
+                    while block.len() < CHECK_BLOCK {
+                        match doses.next_raw()? {
+                            Some(raw) => block.push(raw),
+                            None => break,
+                        }
+                    }
+                    if block.is_empty() || tx.send(block).is_err() {
+                        return Ok(());
+                    }
                 }
-                None => break,
-            }
-        }
-        if block.is_empty() {
-            break;
-        }
-        // Checked in parallel, accounted in file order.
-        let checked: Vec<_> = block
-            .into_par_iter()
-            .map(|(order, row)| row.and_then(|row| check_row(&row, order, registry, today)))
-            .collect();
-        for c in checked {
-            match c {
+            })
+            .map_err(|e| GateError::Io(format!("cannot start the reader: {e}")))?;
+        let mut outcome = Ok(());
+        for block in rx {
+            let first = summary.input_rows;
+            summary.input_rows += block.len() as u64;
+            let checked: Vec<_> = block
+                .into_par_iter()
+                .enumerate()
+                .map(|(i, raw)| match raw {
+                    RawRow::Record(record) => {
+                        parser.parse(&record).and_then(|row| check_row(&row, first + i as u64, registry, today))
+                    }
+                    RawRow::Unreadable(r) => Err(r),
+                })
+                .collect();
+            outcome = checked.into_iter().try_for_each(|c| match c {
                 Ok((acc, identity)) => {
                     if let Some(identity) = identity {
                         identities.entry(acc.person.clone()).or_insert(identity);
                     }
                     accepted.push(acc);
+                    Ok(())
                 }
-                Err(r) => reject(&mut summary, &r, sink)?,
+                Err(r) => reject(&mut summary, &r, sink),
+            });
+            if outcome.is_err() {
+                break;
             }
         }
-    }
+        // Dropping the receiver (on an error above) stops the reader at its next block.
+        let read = reader.join().map_err(|_| GateError::Io("the reader panicked".into()))?;
+        outcome.and(read)
+    })?;
     lap(&mut summary, "read and check rows");
     let (persons, late_rejections) = group(accepted);
     for r in &late_rejections {

@@ -51,11 +51,16 @@ pub struct RowIdentity {
     pub id_number: String,
 }
 
-fn reject(row: &DoseRow, reason: RejectReason, detail: impl Into<String>, suggestion: impl Into<String>) -> Rejection {
-    Rejection { record_id: row.record_id.clone(), reason, detail: detail.into(), suggestion: suggestion.into() }
+fn reject(
+    row: &DoseRow<'_>,
+    reason: RejectReason,
+    detail: impl Into<String>,
+    suggestion: impl Into<String>,
+) -> Rejection {
+    Rejection { record_id: row.record_id.to_string(), reason, detail: detail.into(), suggestion: suggestion.into() }
 }
 
-fn id_rejection(row: &DoseRow, p: IdProblem) -> Rejection {
+fn id_rejection(row: &DoseRow<'_>, p: IdProblem) -> Rejection {
     match p {
         IdProblem::Missing => reject(row, RejectReason::IdMissing, "no identity number", ""),
         IdProblem::BadFormat { detail } => reject(row, RejectReason::IdBadFormat, detail, ""),
@@ -80,7 +85,7 @@ fn sex_word(s: Sex) -> &'static str {
 
 /// The registry person a row names, or the reason it does not match (SPEC §5).
 fn match_registry<'r>(
-    row: &DoseRow,
+    row: &DoseRow<'_>,
     id: &IdNumber,
     dob: &PartialDate,
     sex: Sex,
@@ -94,7 +99,7 @@ fn match_registry<'r>(
             let mut full = None;
             for (i, p) in registry.by_old_id(n) {
                 first.get_or_insert((i, p));
-                if names_match(&row.full_name, &p.full_name) && super::dates::dob_matches(dob, &p.dob) && p.sex == sex {
+                if names_match(row.full_name, &p.full_name) && super::dates::dob_matches(dob, &p.dob) && p.sex == sex {
                     full = Some((i, p));
                     break;
                 }
@@ -106,7 +111,7 @@ fn match_registry<'r>(
     let Some((index, person)) = found else {
         return Err(reject(row, RejectReason::NotInRegistry, "no registry person has this number", ""));
     };
-    if !names_match(&row.full_name, &person.full_name) {
+    if !names_match(row.full_name, &person.full_name) {
         return Err(reject(
             row,
             RejectReason::NameMismatch,
@@ -130,21 +135,24 @@ fn match_registry<'r>(
 
 /// Runs the per-row checks. `today` bounds vaccination dates (nothing in the future).
 pub fn check_row(
-    row: &DoseRow,
+    row: &DoseRow<'_>,
     order: u64,
     registry: Option<&Registry>,
     today: Date,
 ) -> Result<(AcceptedRow, Option<RowIdentity>), Rejection> {
-    let sex = parse_sex(&row.sex)
-        .ok_or_else(|| bad_row(row.record_id.clone(), "sex is none of Nam, Nữ, M, F, male, female"))?;
-    let dob = parse_date(&row.dob)
-        .ok_or_else(|| bad_row(row.record_id.clone(), "dob is not dd/mm/yyyy, yyyy-mm-dd, yyyy-mm or yyyy"))?;
-    let nationality = if row.nationality.is_empty() { "VN".to_owned() } else { row.nationality.to_ascii_uppercase() };
+    let sex = parse_sex(row.sex)
+        .ok_or_else(|| bad_row(row.record_id.to_string(), "sex is none of Nam, Nữ, M, F, male, female"))?;
+    let dob = parse_date(row.dob)
+        .ok_or_else(|| bad_row(row.record_id.to_string(), "dob is not dd/mm/yyyy, yyyy-mm-dd, yyyy-mm or yyyy"))?;
+    let nationality: std::borrow::Cow<'_, str> = match row.nationality {
+        "" | "VN" => "VN".into(),
+        other => other.to_ascii_uppercase().into(),
+    };
     if nationality.len() != 2 || !nationality.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(bad_row(row.record_id.clone(), "nationality is not an ISO 3166 alpha-2 code"));
+        return Err(bad_row(row.record_id.to_string(), "nationality is not an ISO 3166 alpha-2 code"));
     }
 
-    let id = parse_id(&row.id_number, &nationality).map_err(|p| id_rejection(row, p))?;
+    let id = parse_id(row.id_number, &nationality).map_err(|p| id_rejection(row, p))?;
     if let IdNumber::Cccd(n) = &id {
         check_cccd_consistency(n, Some(dob.year()), Some(sex)).map_err(|p| id_rejection(row, p))?;
     }
@@ -152,10 +160,10 @@ pub fn check_row(
     let (person, identity, birth) = match (&id, registry) {
         (IdNumber::Foreign(passport_no), _) => {
             let identity = RowIdentity {
-                person: Person { full_name: normalize_name(&row.full_name), dob: dob.to_iso() },
+                person: Person { full_name: normalize_name(row.full_name), dob: dob.to_iso() },
                 id_number: passport_no.clone(),
             };
-            (PersonKey::Foreign(nationality, passport_no.clone()), Some(identity), dob)
+            (PersonKey::Foreign(nationality.into_owned(), passport_no.clone()), Some(identity), dob)
         }
         (_, Some(registry)) => {
             let (index, p) = match_registry(row, &id, &dob, sex, registry)?;
@@ -163,17 +171,17 @@ pub fn check_row(
         }
         (_, None) => {
             let identity = RowIdentity {
-                person: Person { full_name: normalize_name(&row.full_name), dob: dob.to_iso() },
+                person: Person { full_name: normalize_name(row.full_name), dob: dob.to_iso() },
                 id_number: id.as_str().to_owned(),
             };
             (PersonKey::Offline(id.as_str().to_owned()), Some(identity), dob)
         }
     };
 
-    let vaccine = vaccines::lookup(&row.vaccine).ok_or_else(|| {
+    let vaccine = vaccines::lookup(row.vaccine).ok_or_else(|| {
         reject(row, RejectReason::UnknownVaccine, "not one of the 8 products licensed for the passport", "")
     })?;
-    let date = parse_date(&row.vaccination_date)
+    let date = parse_date(row.vaccination_date)
         .and_then(|d| d.as_full())
         .ok_or_else(|| reject(row, RejectReason::BadDate, "vaccination_date is not a full date", ""))?;
     if date > today {
@@ -185,5 +193,5 @@ pub fn check_row(
     if date < PROGRAMME_START {
         return Err(reject(row, RejectReason::BadDate, "vaccination_date precedes 2021-03-08", ""));
     }
-    Ok((AcceptedRow { order, record_id: row.record_id.clone(), person, dose: Dose { vaccine, date } }, identity))
+    Ok((AcceptedRow { order, record_id: row.record_id.to_string(), person, dose: Dose { vaccine, date } }, identity))
 }

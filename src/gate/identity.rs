@@ -28,6 +28,12 @@ pub enum Sex {
 /// Unicode normalisation (NFC or NFD "Nữ"), with surrounding white space (NBSP included).
 /// Returns `None` for anything else (SPEC §5: that row is a `BAD_ROW`).
 pub fn parse_sex(raw: &str) -> Option<Sex> {
+    // The spellings nearly every row uses, without allocating.
+    match raw.trim() {
+        "Nam" | "M" | "nam" | "m" => return Some(Sex::Male),
+        "Nữ" | "F" | "nữ" | "f" => return Some(Sex::Female),
+        _ => {}
+    }
     // NFKC also folds full-width letters; lowercasing the composed form then composing again
     // gives the same result for "NỮ", "Nữ" and "nu\u{31b}\u{303}".
     let folded: String = if raw.is_ascii() {

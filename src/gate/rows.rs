@@ -6,32 +6,33 @@ use std::io::Read;
 
 use super::{GateError, RejectReason, Rejection};
 
-/// One `doses.csv` row as typed, fields trimmed.
+/// One `doses.csv` row as typed, fields trimmed, borrowed from the split row (a batch reads
+/// millions: only what outlives the checks is copied).
 #[derive(Clone)]
-pub struct DoseRow {
+pub struct DoseRow<'a> {
     /// 1-based line number of the row in the file (the header is line 1).
     pub line: u64,
-    /// `record_id`.
-    pub record_id: String,
+    /// `record_id`, or `line:<N>` when blank.
+    pub record_id: std::borrow::Cow<'a, str>,
     /// `facility_code`.
-    pub facility_code: String,
+    pub facility_code: &'a str,
     /// `id_number` as typed.
-    pub id_number: String,
+    pub id_number: &'a str,
     /// `full_name` as typed.
-    pub full_name: String,
+    pub full_name: &'a str,
     /// `dob` as typed.
-    pub dob: String,
+    pub dob: &'a str,
     /// `sex` as typed.
-    pub sex: String,
-    /// `nationality`, `VN` when blank.
-    pub nationality: String,
+    pub sex: &'a str,
+    /// `nationality` as typed (blank means `VN`).
+    pub nationality: &'a str,
     /// `vaccine` as typed.
-    pub vaccine: String,
+    pub vaccine: &'a str,
     /// `vaccination_date` as typed.
-    pub vaccination_date: String,
+    pub vaccination_date: &'a str,
 }
 
-impl std::fmt::Debug for DoseRow {
+impl std::fmt::Debug for DoseRow<'_> {
     // Rows hold personal data: only the record id and line are printed.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "DoseRow {{ line: {}, record_id: {:?}, .. }}", self.line, self.record_id)
@@ -40,6 +41,7 @@ impl std::fmt::Debug for DoseRow {
 
 const REQUIRED: [&str; 7] = ["record_id", "facility_code", "full_name", "dob", "sex", "vaccine", "vaccination_date"];
 
+#[derive(Debug, Clone, Copy)]
 struct Columns {
     record_id: usize,
     facility_code: usize,
@@ -56,8 +58,25 @@ struct Columns {
 /// Reads `doses.csv` row by row.
 pub struct DoseReader<R: Read> {
     csv: csv::Reader<R>,
-    cols: Columns,
+    parser: RowParser,
+    /// The row [`DoseReader::next_row`] lends out.
     record: csv::ByteRecord,
+}
+
+/// A row as split from the CSV, not yet parsed into a [`DoseRow`], or the rejection of a
+/// row the CSV reader could not split.
+pub(crate) enum RawRow {
+    /// The row's fields.
+    Record(csv::ByteRecord),
+    /// A `BAD_ROW`.
+    Unreadable(Rejection),
+}
+
+/// Turns split rows into [`DoseRow`]s, knowing the file's columns. Cheap to copy, so that
+/// rows are parsed on all cores while one thread splits the file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowParser {
+    cols: Columns,
 }
 
 fn header_index(headers: &[String], name: &str) -> Option<usize> {
@@ -93,50 +112,69 @@ impl<R: Read> DoseReader<R> {
             nationality: header_index(&headers, "nationality"),
             count: headers.len(),
         };
-        Ok(DoseReader { csv, cols, record: csv::ByteRecord::new() })
+        Ok(DoseReader { csv, parser: RowParser { cols }, record: csv::ByteRecord::new() })
     }
 
     /// The next row: `Ok(Some(Ok(row)))`, a `BAD_ROW` rejection, or `None` at the end.
     /// `Err` only for I/O failures that stop the run.
-    pub fn next_row(&mut self) -> Result<Option<Result<DoseRow, Rejection>>, GateError> {
-        match self.csv.read_byte_record(&mut self.record) {
-            Ok(false) => Ok(None),
-            Ok(true) => {
-                let line = self.record.position().map_or(0, |p| p.line());
-                Ok(Some(self.parse(line)))
+    pub fn next_row(&mut self) -> Result<Option<Result<DoseRow<'_>, Rejection>>, GateError> {
+        match self.next_raw()? {
+            None => Ok(None),
+            Some(RawRow::Unreadable(r)) => Ok(Some(Err(r))),
+            Some(RawRow::Record(record)) => {
+                self.record = record;
+                Ok(Some(self.parser.parse(&self.record)))
             }
+        }
+    }
+
+    /// The next row as split from the CSV, for [`RowParser::parse`]; `None` at the end.
+    pub(crate) fn next_raw(&mut self) -> Result<Option<RawRow>, GateError> {
+        let mut record = csv::ByteRecord::new();
+        match self.csv.read_byte_record(&mut record) {
+            Ok(false) => Ok(None),
+            Ok(true) => Ok(Some(RawRow::Record(record))),
             Err(e) => match e.kind() {
                 csv::ErrorKind::Io(_) => Err(GateError::Io(e.to_string())),
                 _ => {
                     let line = e.position().map_or(0, |p| p.line());
-                    Ok(Some(Err(bad_row(format!("line:{line}"), "the row cannot be parsed as CSV"))))
+                    Ok(Some(RawRow::Unreadable(bad_row(format!("line:{line}"), "the row cannot be parsed as CSV"))))
                 }
             },
         }
     }
 
-    fn field(&self, i: usize) -> Result<&str, ()> {
-        match self.record.get(i) {
-            Some(b) => std::str::from_utf8(b).map(str::trim).map_err(|_| ()),
-            None => Ok(""),
-        }
+    /// The parser for this file's columns.
+    pub(crate) fn parser(&self) -> RowParser {
+        self.parser
     }
+}
 
-    fn parse(&self, line: u64) -> Result<DoseRow, Rejection> {
+impl RowParser {
+    /// Parses a row split by [`DoseReader::next_raw`].
+    pub(crate) fn parse<'r>(&self, record: &'r csv::ByteRecord) -> Result<DoseRow<'r>, Rejection> {
+        let line = record.position().map_or(0, |p| p.line());
+        let field = |i: usize| -> Result<&'r str, ()> {
+            match record.get(i) {
+                Some(b) => std::str::from_utf8(b).map(str::trim).map_err(|_| ()),
+                None => Ok(""),
+            }
+        };
         let c = &self.cols;
-        let record_id = match self.field(c.record_id) {
-            Ok(id) if !id.is_empty() => id.to_owned(),
-            _ => format!("line:{line}"),
+        let record_id: std::borrow::Cow<'r, str> = match field(c.record_id) {
+            Ok(id) if !id.is_empty() => id.into(),
+            _ => format!("line:{line}").into(),
         };
-        if self.record.len() != c.count {
-            return Err(bad_row(record_id, format!("{} columns, the header has {}", self.record.len(), c.count)));
+        if record.len() != c.count {
+            return Err(bad_row(
+                record_id.into_owned(),
+                format!("{} columns, the header has {}", record.len(), c.count),
+            ));
         }
-        let get = |i: usize, name: &'static str| -> Result<String, Rejection> {
-            self.field(i)
-                .map(str::to_owned)
-                .map_err(|()| bad_row(record_id.clone(), format!("{name} is not UTF-8 text")))
+        let get = |i: usize, name: &'static str| -> Result<&'r str, Rejection> {
+            field(i).map_err(|()| bad_row(record_id.to_string(), format!("{name} is not UTF-8 text")))
         };
-        let opt = |i: Option<usize>, name: &'static str| i.map_or(Ok(String::new()), |i| get(i, name));
+        let opt = |i: Option<usize>, name: &'static str| i.map_or(Ok(""), |i| get(i, name));
         let row = DoseRow {
             line,
             facility_code: get(c.facility_code, "facility_code")?,
@@ -150,15 +188,15 @@ impl<R: Read> DoseReader<R> {
             record_id: record_id.clone(),
         };
         for (value, name) in [
-            (&row.facility_code, "facility_code"),
-            (&row.full_name, "full_name"),
-            (&row.dob, "dob"),
-            (&row.sex, "sex"),
-            (&row.vaccine, "vaccine"),
-            (&row.vaccination_date, "vaccination_date"),
+            (row.facility_code, "facility_code"),
+            (row.full_name, "full_name"),
+            (row.dob, "dob"),
+            (row.sex, "sex"),
+            (row.vaccine, "vaccine"),
+            (row.vaccination_date, "vaccination_date"),
         ] {
             if value.is_empty() {
-                return Err(bad_row(record_id, format!("{name} is blank")));
+                return Err(bad_row(record_id.into_owned(), format!("{name} is blank")));
             }
         }
         Ok(row)
@@ -175,11 +213,17 @@ mod tests {
 
     const HEADER: &str = "record_id,facility_code,id_number,full_name,dob,sex,nationality,phone,vaccine,lot,dose_number,vaccination_date\n";
 
-    fn read_all(text: &[u8]) -> Vec<Result<DoseRow, Rejection>> {
+    /// (record id, line, vaccine) of a row, or (record id, detail) of its rejection.
+    type Read = Result<(String, u64, String), (String, String)>;
+
+    fn read_all(text: &[u8]) -> Vec<Read> {
         let mut r = DoseReader::new(text, "doses.csv").unwrap();
         let mut out = Vec::new();
         while let Some(row) = r.next_row().unwrap() {
-            out.push(row);
+            out.push(match row {
+                Ok(row) => Ok((row.record_id.into_owned(), row.line, row.vaccine.to_owned())),
+                Err(rej) => Err((rej.record_id, rej.detail)),
+            });
         }
         out
     }
@@ -188,8 +232,7 @@ mod tests {
     fn columns_in_any_order_and_bom_are_accepted() {
         let text = "\u{feff}vaccination_date,vaccine,sex,dob,full_name,facility_code,record_id,extra\n01/08/2021,Pfizer,Nam,1990,Lê An,01001,R1,x\n";
         let rows = read_all(text.as_bytes());
-        let row = rows[0].as_ref().unwrap();
-        assert_eq!((row.record_id.as_str(), row.vaccine.as_str(), row.line), ("R1", "Pfizer", 2));
+        assert_eq!(rows, [Ok(("R1".to_owned(), 2, "Pfizer".to_owned()))]);
     }
 
     #[test]
@@ -216,10 +259,10 @@ mod tests {
         text.extend_from_slice(b"R4,01001,,An,1990,Nam,,,Pfizer,,,01/08/2021\n");
         let rows = read_all(&text);
         let r: Vec<(String, String)> = rows
-            .iter()
+            .into_iter()
             .map(|r| match r {
-                Ok(row) => (row.record_id.clone(), "ok".into()),
-                Err(rej) => (rej.record_id.clone(), rej.detail.clone()),
+                Ok((id, _, _)) => (id, "ok".into()),
+                Err(rejected) => rejected,
             })
             .collect();
         assert_eq!(

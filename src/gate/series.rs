@@ -6,6 +6,8 @@
 //! A person's rows are taken in date order, ties in file order, so "previous" means the
 //! accepted dose just before in time, whatever order the rows were typed in.
 
+use rayon::slice::ParallelSliceMut as _;
+
 use super::checks::{AcceptedRow, PersonKey};
 use super::{RejectReason, Rejection};
 use crate::passport::Dose;
@@ -26,7 +28,7 @@ pub struct DoseSeries {
 
 /// Groups `rows` by person (sorting them in place) and applies the per-person checks.
 pub fn group(mut rows: Vec<AcceptedRow>) -> (Vec<DoseSeries>, Vec<Rejection>) {
-    rows.sort_unstable_by(|a, b| {
+    rows.par_sort_unstable_by(|a, b| {
         a.person.cmp(&b.person).then(a.dose.date.cmp(&b.dose.date)).then(a.order.cmp(&b.order))
     });
     let mut series: Vec<DoseSeries> = Vec::new();

@@ -32,14 +32,19 @@ pub(crate) fn encode(cose: &[u8]) -> String {
 /// Base45 (RFC 9285 §4.2): each two bytes become three characters, a last odd byte two,
 /// least significant digit first.
 fn base45_encode_into(bytes: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + bytes.len() / 2 * 3 + bytes.len() % 2 * 2, 0);
+    let dst = &mut out[start..];
     let mut pairs = bytes.chunks_exact(2);
-    for pair in &mut pairs {
-        let n = usize::from(pair[0]) << 8 | usize::from(pair[1]);
-        out.extend_from_slice(&[BASE45[n % 45], BASE45[n / 45 % 45], BASE45[n / 2025]]);
+    let mut triples = dst.chunks_exact_mut(3);
+    for (pair, triple) in (&mut pairs).zip(&mut triples) {
+        // u32 arithmetic: the divisions by 45 become multiplications.
+        let n = u32::from(pair[0]) << 8 | u32::from(pair[1]);
+        let (q, e) = (n / 45, n / 2025);
+        triple.copy_from_slice(&[BASE45[(n - q * 45) as usize], BASE45[(q - e * 45) as usize], BASE45[e as usize]]);
     }
-    if let [b] = pairs.remainder() {
-        let n = usize::from(*b);
-        out.extend_from_slice(&[BASE45[n % 45], BASE45[n / 45]]);
+    if let ([b], [c, d]) = (pairs.remainder(), triples.into_remainder()) {
+        (*c, *d) = (BASE45[usize::from(*b % 45)], BASE45[usize::from(*b / 45)]);
     }
 }
 
