@@ -130,7 +130,8 @@ impl<R: Read> DoseReader<R> {
 
     /// The next row as split from the CSV, for [`RowParser::parse`]; `None` at the end.
     pub(crate) fn next_raw(&mut self) -> Result<Option<RawRow>, GateError> {
-        let mut record = csv::ByteRecord::new();
+        // Sized like a typical row, so that reading it does not grow the buffers step by step.
+        let mut record = csv::ByteRecord::with_capacity(160, self.parser.cols.count);
         match self.csv.read_byte_record(&mut record) {
             Ok(false) => Ok(None),
             Ok(true) => Ok(Some(RawRow::Record(record))),
