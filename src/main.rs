@@ -4,11 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-/// mimalloc rather than glibc's allocator: a batch makes tens of millions of short-lived
-/// strings across threads, and glibc's malloc and free took 20 % of a 1-million-person run's
-/// CPU (perf), mostly consolidating fragmented arenas.
+/// jemalloc rather than glibc's allocator: a batch makes tens of millions of short-lived
+/// strings across threads. glibc's malloc and free took 20 % of a 1-million-person run's CPU
+/// (perf), mostly consolidating fragmented arenas; jemalloc keeps freed pages for reuse
+/// (mimalloc, also tried, returned them to the kernel and faulted them in again: 6 % slower).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = vaxpass::cli::Cli::parse();

@@ -345,15 +345,16 @@ pub fn run<R: Read + Send>(
             })
             .map_err(|e| GateError::Sink(format!("cannot start the output writer: {e}")))?;
         let mut done = 0u64;
-        for chunk in persons.chunks(facility.persons_per_commit.max(1)) {
+        let kid = facility.cert.kid.to_base64();
+        for chunk in persons.chunks_mut(facility.persons_per_commit.max(1)) {
             let results: Vec<Result<(SignedPassport, bool), GateError>> = chunk
-                .par_iter()
+                .par_iter_mut()
                 .map(|(uvci, s)| {
                     let p = plan(s, uvci.clone(), registry, &identities, facility)
                         .ok_or(GateError::Invariant("a person's passport content could not be built"))?;
                     match existing.get(p.content.uvci.as_str()) {
-                        Some(hc1) => Ok((finish(&p, facility, hc1.clone()), false)),
-                        None => Ok((sign_one(&p, facility)?, true)),
+                        Some(hc1) => Ok((finish(p, facility, &kid, hc1.clone()), false)),
+                        None => Ok((sign_one(p, facility, &kid)?, true)),
                     }
                 })
                 .collect();
@@ -437,8 +438,9 @@ fn uvci_for(identity: &Identity, s: &DoseSeries, facility: &SigningFacility) -> 
     Uvci::new(&facility.facility_code, &opaque).ok()
 }
 
+/// What a person's passport will say. Takes the series' record ids: each series is signed once.
 fn plan(
-    s: &DoseSeries,
+    s: &mut DoseSeries,
     uvci: Uvci,
     registry: Option<&Registry>,
     identities: &HashMap<PersonKey, RowIdentity>,
@@ -459,29 +461,28 @@ fn plan(
             include_history: facility.include_history,
         },
         id_number,
-        record_ids: s.record_ids.clone(),
+        record_ids: std::mem::take(&mut s.record_ids),
     })
 }
 
-fn sign_one(p: &Plan, facility: &SigningFacility) -> Result<SignedPassport, GateError> {
-    let kid = facility.cert.kid;
-    let hc1 = passport::sign(&p.content, Algorithm::Es256, &kid.0, |m| facility.key.sign(m))?
+/// Signs a planned passport; `kid` is the DSC's kid in base64.
+fn sign_one(p: Plan, facility: &SigningFacility, kid: &str) -> Result<SignedPassport, GateError> {
+    let hc1 = passport::sign(&p.content, Algorithm::Es256, &facility.cert.kid.0, |m| facility.key.sign(m))?
         .ok_or(GateError::Invariant("a passport without doses"))?;
-    Ok(finish(p, facility, hc1))
+    Ok(finish(p, facility, kid, hc1))
 }
 
-fn finish(p: &Plan, facility: &SigningFacility, hc1: String) -> SignedPassport {
-    let kid = facility.cert.kid;
+fn finish(p: Plan, facility: &SigningFacility, kid: &str, hc1: String) -> SignedPassport {
     let uvci = p.content.uvci.as_str().to_owned();
     let claim_code = facility.secret.claim_code(&uvci);
     SignedPassport {
         id_hash: facility.secret.id_hash(&p.id_number),
         claim_hash: facility.secret.claim_hash(&claim_code),
         uvci,
-        id_number: p.id_number.clone(),
-        record_ids: p.record_ids.clone(),
+        id_number: p.id_number,
+        record_ids: p.record_ids,
         hc1,
-        kid: kid.to_base64(),
+        kid: kid.to_owned(),
         claim_code,
     }
 }
