@@ -325,7 +325,7 @@ pub fn run<R: Read + Send>(
         let all: Vec<&str> = persons.iter().map(|(u, _)| u.as_str()).collect();
         sink.already_signed(&all)?
     };
-    lap(&mut summary, "look up passports already signed");
+    lap(&mut summary, "sort by UVCI and look up passports already signed");
 
     let total = persons.len() as u64;
     // The pool signs chunk n while a writer thread records chunk n−1 (database first, then
