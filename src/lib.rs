@@ -53,6 +53,7 @@
 
 pub mod cli;
 pub mod gate;
+pub mod ledger;
 pub mod passport;
 pub mod pki;
 pub mod provinces;

@@ -4,6 +4,7 @@
 mod r#gen;
 mod pki;
 mod render;
+mod retract;
 mod serve;
 mod sign;
 mod token;
@@ -36,6 +37,8 @@ enum Command {
     Pki(pki::PkiCommand),
     /// Batch-sign dose records checked against the population registry.
     Sign(sign::SignArgs),
+    /// Remove dose records from the ledger; revoke and re-issue the passports that carried them.
+    Retract(retract::RetractArgs),
     /// Verify a passport QR text: signature, certificate chain, validity, key usage, revocation.
     Verify(verify::VerifyArgs),
     /// Render a passport QR text as a PNG or SVG image.
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gen(args) => r#gen::run(args),
         Command::Pki(cmd) => pki::run(cmd),
         Command::Sign(args) => sign::run(args),
+        Command::Retract(args) => retract::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Render(args) => render::run(args),
         Command::Serve(args) => serve::run(args),

@@ -1,6 +1,5 @@
 //! `vaxpass sign`: a health station's batch signing (SPEC §4–§6).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -14,6 +13,7 @@ use crate::gate::{
     self, BatchSink, DerivationKey, DoseReader, GateError, Registry, Rejection, SignedPassport, SigningFacility,
     Summary,
 };
+use crate::ledger::Ledger;
 use crate::pki::{self, SignerKey, SigningKey, parse_certificates};
 use crate::render::{QrFormat, render_qr};
 use crate::store::{self, BatchRecord, Store};
@@ -75,6 +75,9 @@ pub(super) struct SignArgs {
     /// Print the summary as one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// The signing clock (`iat`, and what "now" means for the checks), RFC 3339; default: now.
+    #[arg(long, value_name = "RFC3339", value_parser = super::parse_time)]
+    at: Option<OffsetDateTime>,
     /// Print how long each phase took (loading the registry, reading and checking rows,
     /// grouping, signing and recording) to standard error.
     #[arg(long)]
@@ -82,7 +85,7 @@ pub(super) struct SignArgs {
 }
 
 /// Loads the deployment secret, creating it (0600) on first use.
-fn load_secret(path: &Path) -> anyhow::Result<DerivationKey> {
+pub(super) fn load_secret(path: &Path) -> anyhow::Result<DerivationKey> {
     let (key, created) = DerivationKey::load_or_create(path)?;
     if created {
         eprintln!("created the deployment secret {}", path.display());
@@ -90,9 +93,30 @@ fn load_secret(path: &Path) -> anyhow::Result<DerivationKey> {
     Ok(key)
 }
 
+/// The facility key, certificate and chain files a signing command takes.
+pub(super) struct FacilityFiles<'a> {
+    pub key: &'a Path,
+    pub cert: &'a Path,
+    pub chain: Option<&'a Path>,
+}
+
 fn load_facility(args: &SignArgs, now: OffsetDateTime, secret: DerivationKey) -> anyhow::Result<SigningFacility> {
-    let key = SigningKey::load(&args.key)?;
-    let cert_bytes = pki::read_file(&args.cert)?;
+    let files = FacilityFiles { key: &args.key, cert: &args.cert, chain: args.chain.as_deref() };
+    load_signer(&files, now, secret, !args.no_history, args.commit_every as usize)
+}
+
+/// Loads a facility's key and DSC and checks that they belong together, that the DSC names a
+/// facility and is valid at `now`, and that the chain starts with it.
+pub(super) fn load_signer(
+    files: &FacilityFiles<'_>,
+    now: OffsetDateTime,
+    secret: DerivationKey,
+    include_history: bool,
+    persons_per_commit: usize,
+) -> anyhow::Result<SigningFacility> {
+    let args = files;
+    let key = SigningKey::load(args.key)?;
+    let cert_bytes = pki::read_file(args.cert)?;
     let cert = parse_certificates(&cert_bytes, true)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.cert.display()))?
         .into_iter()
@@ -105,7 +129,7 @@ fn load_facility(args: &SignArgs, now: OffsetDateTime, secret: DerivationKey) ->
         format!("{}: not a facility DSC (no serialNumber=PPNNN facility code)", args.cert.display())
     })?;
     pki::check_validity(&cert, now.unix_timestamp()).map_err(|e| anyhow::anyhow!("{}: {e}", args.cert.display()))?;
-    if let Some(chain) = &args.chain {
+    if let Some(chain) = args.chain {
         let certs = parse_certificates(&pki::read_file(chain)?, true)
             .map_err(|e| anyhow::anyhow!("{}: {e}", chain.display()))?;
         if certs.first().map(|c| c.der()) != Some(cert.der()) {
@@ -118,9 +142,9 @@ fn load_facility(args: &SignArgs, now: OffsetDateTime, secret: DerivationKey) ->
         facility_code,
         secret,
         issuer: "Ministry of Health Viet Nam".into(),
-        include_history: !args.no_history,
+        include_history,
         now,
-        persons_per_commit: args.commit_every as usize,
+        persons_per_commit,
     })
 }
 
@@ -138,6 +162,7 @@ fn batch_id(facility_code: &str, input: &Path) -> String {
 }
 
 struct FileSink {
+    run_id: String,
     rejected: csv::Writer<BufWriter<File>>,
     passports: PassportFile,
     store: Box<dyn Store>,
@@ -146,20 +171,20 @@ struct FileSink {
     bar: Option<indicatif::ProgressBar>,
 }
 
-fn sink_error(e: impl std::fmt::Display) -> GateError {
+pub(super) fn sink_error(e: impl std::fmt::Display) -> GateError {
     GateError::Sink(e.to_string())
 }
 
 /// Writes `passports.jsonl` (and the QR images) on a thread of its own, so that encoding
 /// JSON and writing files overlap with the database's commit of the next chunk. A chunk
 /// reaches it only after the database committed it.
-struct PassportFile {
+pub(super) struct PassportFile {
     tx: Option<std::sync::mpsc::SyncSender<Vec<SignedPassport>>>,
     thread: Option<std::thread::JoinHandle<Result<File, GateError>>>,
 }
 
 impl PassportFile {
-    fn start(mut out: BufWriter<File>, qr: Option<(QrFormat, PathBuf)>) -> std::io::Result<PassportFile> {
+    pub(super) fn start(mut out: BufWriter<File>, qr: Option<(QrFormat, PathBuf)>) -> std::io::Result<PassportFile> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<SignedPassport>>(1);
         let thread = std::thread::Builder::new().name("vaxpass-files".into()).spawn(move || {
             for chunk in rx {
@@ -180,7 +205,7 @@ impl PassportFile {
         Ok(PassportFile { tx: Some(tx), thread: Some(thread) })
     }
 
-    fn write(&mut self, passports: Vec<SignedPassport>) -> Result<(), GateError> {
+    pub(super) fn write(&mut self, passports: Vec<SignedPassport>) -> Result<(), GateError> {
         match &self.tx {
             Some(tx) if tx.send(passports).is_ok() => Ok(()),
             // The thread stopped on an error: report it.
@@ -189,7 +214,7 @@ impl PassportFile {
     }
 
     /// Waits for everything to be written and returns the file.
-    fn finish(&mut self) -> Result<File, GateError> {
+    pub(super) fn finish(&mut self) -> Result<File, GateError> {
         self.tx = None;
         let thread = self.thread.take().ok_or_else(|| GateError::Sink("passports.jsonl already closed".into()))?;
         thread.join().map_err(|_| GateError::Sink("the passports.jsonl writer panicked".into()))?
@@ -197,31 +222,22 @@ impl PassportFile {
 }
 
 impl BatchSink for FileSink {
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    fn ledger(&mut self) -> &mut dyn Ledger {
+        &mut self.store
+    }
+
     fn rejected(&mut self, r: &Rejection) -> Result<(), GateError> {
         self.rejected
             .write_record([r.record_id.as_str(), r.reason.as_str(), &r.detail, &r.suggestion])
             .map_err(sink_error)
     }
 
-    fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError> {
-        self.store.hc1_by_uvci(uvcis).map_err(sink_error)
-    }
-
-    fn signed(&mut self, mut passports: Vec<SignedPassport>, fresh: Vec<bool>) -> Result<(), GateError> {
-        // The database first: once a passport is committed, a killed run reuses it.
-        let new: Vec<&SignedPassport> = passports.iter().zip(&fresh).filter(|(_, f)| **f).map(|(p, _)| p).collect();
-        let stored_meanwhile = self
-            .store
-            .insert_passports(&self.batch.batch_id, &self.batch.facility_code, self.now, &new)
-            .map_err(sink_error)?;
-        // Another run stored some of these UVCIs first: hand out the passport the store holds.
-        if !stored_meanwhile.is_empty() {
-            for p in &mut passports {
-                if let Some(hc1) = stored_meanwhile.get(&p.uvci) {
-                    p.hc1.clone_from(hc1);
-                }
-            }
-        }
+    // The gate recorded the chunk in the database first: once committed, a killed run finds it.
+    fn signed(&mut self, passports: Vec<SignedPassport>, _fresh: Vec<bool>) -> Result<(), GateError> {
         self.passports.write(passports)
     }
 
@@ -237,12 +253,12 @@ impl BatchSink for FileSink {
     }
 }
 
-fn tmp(dir: &Path, name: &str) -> PathBuf {
+pub(super) fn tmp(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.partial"))
 }
 
 pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
-    let now = OffsetDateTime::now_utc();
+    let now = args.at.unwrap_or_else(OffsetDateTime::now_utc);
     // Everything that can be refused is checked before anything is written: the facility's
     // key and certificate, then the inputs' headers; the secret and outputs come after.
     let facility_check = load_facility(&args, now, DerivationKey::new(&[0; 32]))?;
@@ -293,6 +309,7 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
         summary: None,
     };
     let mut sink = FileSink {
+        run_id: batch.batch_id.clone(),
         rejected,
         passports: PassportFile::start(create("passports.jsonl")?, qr)
             .context("starting the passports.jsonl writer")?,
@@ -307,24 +324,9 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     }
 
     let summary_json = serde_json::to_string_pretty(&summary)?;
-    // Durable before they replace anything, and the old summary goes first: a kill between
-    // the renames leaves no summary beside mixed outputs, so the run is visibly unfinished.
     let rejected = sink.rejected.into_inner().map_err(|e| anyhow::anyhow!("writing rejected.csv: {e}"))?;
-    let rejected = rejected.into_inner().map_err(|e| anyhow::anyhow!("writing rejected.csv: {e}"))?;
-    rejected.sync_all().context("writing rejected.csv")?;
     let passports = sink.passports.finish()?;
-    passports.sync_all().context("writing passports.jsonl")?;
-    let summary_tmp = tmp(&args.out, "summary.json");
-    std::fs::write(&summary_tmp, format!("{summary_json}\n"))?;
-    File::open(&summary_tmp).and_then(|f| f.sync_all()).context("writing summary.json")?;
-    match std::fs::remove_file(args.out.join("summary.json")) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).context("replacing summary.json"),
-        _ => {}
-    }
-    for name in ["passports.jsonl", "rejected.csv", "summary.json"] {
-        std::fs::rename(tmp(&args.out, name), args.out.join(name))
-            .with_context(|| format!("{}: cannot write", args.out.join(name).display()))?;
-    }
+    finish_outputs(&args.out, rejected, passports, &summary.revoked_uvcis, &summary_json, &create)?;
     sink.batch.status = "done".into();
     sink.batch.summary = Some(summary_json.clone());
     sink.store.save_batch(&sink.batch, now.unix_timestamp())?;
@@ -344,6 +346,45 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Makes a run's outputs durable and puts them in place: `rejected.csv` and
+/// `passports.jsonl` (written as `.NAME.partial` meanwhile), `revoked.csv` and
+/// `summary.json`. Durable before they replace anything, and the old summary goes first: a
+/// kill between the renames leaves no summary beside mixed outputs, so the run is visibly
+/// unfinished.
+pub(super) fn finish_outputs(
+    out: &Path,
+    rejected: BufWriter<File>,
+    passports: File,
+    revoked: &[String],
+    summary_json: &str,
+    create: &dyn Fn(&str) -> anyhow::Result<BufWriter<File>>,
+) -> anyhow::Result<()> {
+    let rejected = rejected.into_inner().map_err(|e| anyhow::anyhow!("writing rejected.csv: {e}"))?;
+    rejected.sync_all().context("writing rejected.csv")?;
+    passports.sync_all().context("writing passports.jsonl")?;
+    let mut csv = csv::Writer::from_writer(create("revoked.csv")?);
+    csv.write_record(["uvci", "reason"])?;
+    for uvci in revoked {
+        csv.write_record([uvci.as_str(), "corrected"])?;
+    }
+    let revoked_file = csv.into_inner().map_err(|e| anyhow::anyhow!("writing revoked.csv: {e}"))?;
+    let revoked_file = revoked_file.into_inner().map_err(|e| anyhow::anyhow!("writing revoked.csv: {e}"))?;
+    revoked_file.sync_all().context("writing revoked.csv")?;
+    let mut summary = create("summary.json")?;
+    summary.write_all(format!("{summary_json}\n").as_bytes()).context("writing summary.json")?;
+    let summary = summary.into_inner().map_err(|e| anyhow::anyhow!("writing summary.json: {e}"))?;
+    summary.sync_all().context("writing summary.json")?;
+    match std::fs::remove_file(out.join("summary.json")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).context("replacing summary.json"),
+        _ => {}
+    }
+    for name in ["passports.jsonl", "rejected.csv", "revoked.csv", "summary.json"] {
+        std::fs::rename(tmp(out, name), out.join(name))
+            .with_context(|| format!("{}: cannot write", out.join(name).display()))?;
+    }
+    Ok(())
+}
+
 fn human(s: &Summary, out: &Path) -> String {
     use std::fmt::Write as _;
     let mut t = String::new();
@@ -353,7 +394,15 @@ fn human(s: &Summary, out: &Path) -> String {
         s.input_rows, s.signed_rows, s.passports, s.rejected_rows
     );
     if s.reused > 0 {
-        let _ = writeln!(t, "  ({} passports were already signed by an earlier run and reused)", s.reused);
+        let _ = writeln!(t, "  ({} passports were already current and reused)", s.reused);
+    }
+    if s.revoked + s.superseded > 0 {
+        let _ = writeln!(
+            t,
+            "  earlier passports: {} revoked (they carried a corrected dose, name or birth date; see revoked.csv), \
+             {} superseded (still valid)",
+            s.revoked, s.superseded
+        );
     }
     let mut reasons: Vec<(&String, &u64)> = s.by_reason.iter().collect();
     reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));

@@ -6,16 +6,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
 use rayon::prelude::*;
-use ring::hmac;
+use ring::{aead, hmac};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::checks::{PersonKey, RowIdentity, check_row};
 use super::registry::Registry;
 use super::rows::{DoseReader, RawRow};
-use super::series::{DoseSeries, group};
-use super::{GateError, Rejection};
-use crate::passport::{self, Algorithm, PassportContent, Person, Uvci, number_doses};
+use super::{GateError, Rejection, people};
+use crate::ledger::{Ledger, SignedPassport};
+use crate::passport;
 use crate::pki::{Certificate, SigningKey};
 
 /// Default passport lifetime: 365 days (SPEC §3; Decision 5772: valid 12 months).
@@ -76,10 +76,11 @@ impl DerivationKey {
         self.tag("vaxpass/download/v1", &[uvci.as_bytes(), &expires.to_be_bytes()]).as_ref().to_vec()
     }
 
-    fn tag(&self, domain: &str, parts: &[&[u8]]) -> hmac::Tag {
+    fn tag<P: AsRef<[u8]>>(&self, domain: &str, parts: &[P]) -> hmac::Tag {
         let mut ctx = hmac::Context::with_key(&self.0);
         ctx.update(domain.as_bytes());
         for p in parts {
+            let p = p.as_ref();
             // Length-prefixed, so that ("ab","c") and ("a","bc") differ.
             ctx.update(&(p.len() as u64).to_be_bytes());
             ctx.update(p);
@@ -113,14 +114,66 @@ impl DerivationKey {
     /// change (the person's number, name and birth date as signed, the doses, whether the
     /// history is included) and of the signing key, so that a re-run maps to the same UVCI,
     /// and a corrected name or a new key to a new passport.
-    fn uvci_opaque(&self, person: &[&[u8]], doses: &[passport::Dose]) -> String {
-        let mut parts: Vec<Vec<u8>> = person.iter().map(|p| p.to_vec()).collect();
-        for d in doses {
-            parts.push(format!("{}|{}", d.date, d.vaccine.mp).into_bytes());
-        }
-        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-        passport::uvci::opaque_from_digest(self.tag("vaxpass/uvci/v2", &refs).as_ref())
+    pub(super) fn uvci_opaque(&self, person: &[&[u8]], doses: &[passport::Dose]) -> String {
+        passport::uvci::opaque_from_digest(self.tag("vaxpass/uvci/v2", &with_doses(person, doses)).as_ref())
     }
+
+    /// What a passport says that can change, without the signing key: a person whose current
+    /// passport has the same content hash keeps it, whoever signs the next batch.
+    pub(super) fn content_hash(&self, person: &[&[u8]], doses: &[passport::Dose]) -> Vec<u8> {
+        self.tag("vaxpass/content/v1", &with_doses(person, doses)).as_ref()[..16].to_vec()
+    }
+
+    /// The name and birth date a passport carries (SPEC §8.2: a passport naming another
+    /// holder than the newest is revoked).
+    pub(super) fn holder_hash(&self, name: &str, dob: &str) -> Vec<u8> {
+        self.tag("vaxpass/holder/v1", &[name.as_bytes(), dob.as_bytes()]).as_ref()[..16].to_vec()
+    }
+
+    /// The AEAD key for personal data at rest, derived from the deployment secret and apart
+    /// from every other use of it.
+    fn sealing_key(&self) -> aead::LessSafeKey {
+        let tag = self.tag::<&[u8]>("vaxpass/seal-key/v1", &[]);
+        let unbound = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, &tag.as_ref()[..32])
+            .unwrap_or_else(|_| unreachable!("32 bytes is ChaCha20-Poly1305's key length"));
+        aead::LessSafeKey::new(unbound)
+    }
+
+    /// Encrypts personal data for storage: a random 96-bit nonce, then ChaCha20-Poly1305.
+    pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, SealError> {
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce).map_err(|_| SealError)?;
+        let mut out = plain.to_vec();
+        self.sealing_key()
+            .seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::empty(), &mut out)
+            .map_err(|_| SealError)?;
+        let mut sealed = nonce.to_vec();
+        sealed.extend(out);
+        Ok(sealed)
+    }
+
+    /// Decrypts what [`DerivationKey::seal`] made; `None` if it was not made with this secret
+    /// or was altered.
+    pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        let (nonce, body) = sealed.split_at_checked(aead::NONCE_LEN)?;
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut body = body.to_vec();
+        let plain = self.sealing_key().open_in_place(nonce, aead::Aad::empty(), &mut body).ok()?;
+        Some(plain.to_vec())
+    }
+}
+
+/// No system randomness to seal with.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("no system randomness to encrypt personal data")]
+pub struct SealError;
+
+fn with_doses<'a>(person: &[&'a [u8]], doses: &[passport::Dose]) -> Vec<std::borrow::Cow<'a, [u8]>> {
+    let mut parts: Vec<std::borrow::Cow<'a, [u8]>> = person.iter().map(|p| std::borrow::Cow::Borrowed(*p)).collect();
+    for d in doses {
+        parts.push(std::borrow::Cow::Owned(format!("{}|{}", d.date, d.vaccine.mp).into_bytes()));
+    }
+    parts
 }
 
 /// The signing facility: its key, DSC and code, loaded and checked once.
@@ -149,48 +202,19 @@ impl std::fmt::Debug for SigningFacility {
     }
 }
 
-/// A signed passport as `passports.jsonl` lists it (SPEC §6), plus the keyed hashes the
-/// store keeps (not serialised).
-#[derive(Clone, Serialize)]
-pub struct SignedPassport {
-    /// `ci`.
-    pub uvci: String,
-    /// The registry's 12-digit number (or the foreigner's passport number).
-    pub id_number: String,
-    /// The rows it was signed from.
-    pub record_ids: Vec<String>,
-    /// The QR text.
-    pub hc1: String,
-    /// kid, base64.
-    pub kid: String,
-    /// The one-time code the facility gives the person.
-    pub claim_code: String,
-    /// Keyed hash of `id_number`.
-    #[serde(skip)]
-    pub id_hash: Vec<u8>,
-    /// Hash of `claim_code`.
-    #[serde(skip)]
-    pub claim_hash: Vec<u8>,
-}
-
-impl std::fmt::Debug for SignedPassport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SignedPassport {{ uvci: {:?}, .. }}", self.uvci)
-    }
-}
-
 /// Where a batch's results go. `Send`, because it is fed from a writer thread while the
 /// next chunk is being signed.
 pub trait BatchSink: Send {
+    /// The run's identifier (a batch id, a retraction's id): the same when the same run is
+    /// started again, so that it finds what it already did.
+    fn run_id(&self) -> &str;
+    /// The ledger the run reads and records into (SPEC §8).
+    fn ledger(&mut self) -> &mut dyn Ledger;
     /// A rejected row.
     fn rejected(&mut self, rejection: &Rejection) -> Result<(), GateError>;
-    /// The QR texts (`hc1`) already signed under these UVCIs, by an earlier or interrupted
-    /// run: reused as they are, so the run ends with the same passports. Called once, with
-    /// every UVCI of the batch, before signing starts.
-    fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError>;
-    /// Passports of one chunk, in a stable order; `fresh[i]` says whether `passports[i]` was
-    /// signed just now (and must be recorded) or reused. Owned, so that a sink can hand them
-    /// on to another thread without copying.
+    /// Passports of one chunk, in a stable order, once the ledger recorded them; `fresh[i]`
+    /// says whether `passports[i]` was signed just now or was the person's current passport
+    /// already. Owned, so that a sink can hand them on to another thread without copying.
     fn signed(&mut self, passports: Vec<SignedPassport>, fresh: Vec<bool>) -> Result<(), GateError>;
     /// Progress after each chunk: persons done of total.
     fn progress(&mut self, _done: u64, _total: u64) {}
@@ -209,6 +233,13 @@ pub struct Summary {
     pub passports: u64,
     /// Rejected rows by reason code.
     pub by_reason: BTreeMap<String, u64>,
+    /// Earlier passports this run revoked (SPEC §8.2).
+    pub revoked: u64,
+    /// Earlier passports this run superseded.
+    pub superseded: u64,
+    /// The UVCIs revoked, sorted (for `revoked.csv`).
+    #[serde(skip)]
+    pub revoked_uvcis: Vec<String>,
     /// Passports reused from an earlier run rather than signed now.
     #[serde(skip)]
     pub reused: u64,
@@ -242,11 +273,6 @@ pub fn run<R: Read + Send>(
     };
     let mut accepted = Vec::new();
     let mut identities: HashMap<PersonKey, RowIdentity> = HashMap::new();
-    let reject = |summary: &mut Summary, r: &Rejection, sink: &mut dyn BatchSink| -> Result<(), GateError> {
-        summary.rejected_rows += 1;
-        *summary.by_reason.entry(r.reason.as_str().to_owned()).or_default() += 1;
-        sink.rejected(r)
-    };
     // One thread splits the file into rows, block by block; the pool parses and checks the
     // previous block meanwhile. Rows are accounted in file order.
     let parser = doses.parser();
@@ -302,188 +328,17 @@ pub fn run<R: Read + Send>(
         outcome.and(read)
     })?;
     lap(&mut summary, "read and check rows");
-    let (persons, late_rejections) = group(accepted);
-    for r in &late_rejections {
-        reject(&mut summary, r, sink)?;
-    }
-
-    // UVCIs only, for every person: the one lookup of passports already signed needs them
-    // all; the passports' content is built chunk by chunk, to bound memory.
-    // A person without a UVCI would leave their rows in neither output: stop instead.
-    let uvcis: Vec<Uvci> = persons
-        .par_iter()
-        .map(|s| identify(s, registry, &identities).and_then(|i| uvci_for(&i, s, facility)))
-        .collect::<Option<_>>()
-        .ok_or(GateError::Invariant("a person's UVCI could not be derived"))?;
-    lap(&mut summary, "group and derive UVCIs");
-    // Signed in UVCI order, so that the store's UVCI index grows at one end instead of taking
-    // keys all over its pages (in an insert test at 1 million, a randomly filled UVCI index
-    // took half the insert time).
-    let mut persons: Vec<(Uvci, DoseSeries)> = uvcis.into_iter().zip(persons).collect();
-    persons.par_sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-    let existing = {
-        let all: Vec<&str> = persons.iter().map(|(u, _)| u.as_str()).collect();
-        sink.already_signed(&all)?
-    };
-    lap(&mut summary, "sort by UVCI and look up passports already signed");
-
-    let total = persons.len() as u64;
-    // The pool signs chunk n while a writer thread records chunk n−1 (database first, then
-    // the output file), so storage waits overlap with signing.
-    let writer_busy = std::thread::scope(|scope| -> Result<std::time::Duration, GateError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<SignedPassport>, Vec<bool>, u64)>(1);
-        let writer = std::thread::Builder::new()
-            .name("vaxpass-writer".into())
-            .spawn_scoped(scope, move || -> Result<std::time::Duration, GateError> {
-                let mut busy = std::time::Duration::ZERO;
-                for (passports, fresh, done) in rx {
-                    let start = std::time::Instant::now();
-                    sink.signed(passports, fresh)?;
-                    sink.progress(done, total);
-                    busy += start.elapsed();
-                }
-                Ok(busy)
-            })
-            .map_err(|e| GateError::Sink(format!("cannot start the output writer: {e}")))?;
-        let mut done = 0u64;
-        let kid = facility.cert.kid.to_base64();
-        for chunk in persons.chunks_mut(facility.persons_per_commit.max(1)) {
-            let results: Vec<Result<(SignedPassport, bool), GateError>> = chunk
-                .par_iter_mut()
-                .map(|(uvci, s)| {
-                    let p = plan(s, uvci.clone(), registry, &identities, facility)
-                        .ok_or(GateError::Invariant("a person's passport content could not be built"))?;
-                    match existing.get(p.content.uvci.as_str()) {
-                        Some(hc1) => Ok((finish(p, facility, &kid, hc1.clone()), false)),
-                        None => Ok((sign_one(p, facility, &kid)?, true)),
-                    }
-                })
-                .collect();
-            let mut passports = Vec::with_capacity(results.len());
-            let mut fresh = Vec::with_capacity(results.len());
-            for r in results {
-                let (p, f) = r?;
-                summary.signed_rows += p.record_ids.len() as u64;
-                summary.reused += u64::from(!f);
-                passports.push(p);
-                fresh.push(f);
-            }
-            summary.passports += passports.len() as u64;
-            done += chunk.len() as u64;
-            if tx.send((passports, fresh, done)).is_err() {
-                // The writer stopped on an error; it is reported below.
-                break;
-            }
-        }
-        drop(tx);
-        writer.join().map_err(|_| GateError::Sink("the output writer panicked".into()))?
-    })?;
+    let work = people::from_batch(accepted, registry, &identities, facility, sink, &mut summary)?;
+    lap(&mut summary, "merge with the ledger");
+    let (_, writer_busy) = people::sign_and_record(work, facility, None, sink, &mut summary)?;
     lap(&mut summary, "sign and record");
     summary.phases.push(("  of which the writer was busy recording", writer_busy));
     Ok(summary)
 }
 
-/// What one passport will say, before signing.
-struct Plan {
-    content: PassportContent,
-    id_number: String,
-    record_ids: Vec<String>,
-}
-
-/// Who a series belongs to, as the passport names them.
-struct Identity {
-    person: Person,
-    /// `id_number` of `passports.jsonl`.
-    id_number: String,
-    /// What the UVCI is derived from: the registry number, or nationality and passport.
-    key_text: String,
-}
-
-fn identify(
-    s: &DoseSeries,
-    registry: Option<&Registry>,
-    identities: &HashMap<PersonKey, RowIdentity>,
-) -> Option<Identity> {
-    match &s.person {
-        PersonKey::Registry(i) => {
-            let p = registry?.person(*i)?;
-            Some(Identity {
-                person: Person { full_name: p.full_name.clone(), dob: p.dob.to_iso() },
-                id_number: p.id_number.clone(),
-                key_text: p.id_number.clone(),
-            })
-        }
-        key @ (PersonKey::Foreign(..) | PersonKey::Offline(_)) => {
-            let ident = identities.get(key)?;
-            let key_text = match key {
-                PersonKey::Foreign(nat, no) => format!("F:{nat}:{no}"),
-                _ => ident.id_number.clone(),
-            };
-            Some(Identity { person: ident.person.clone(), id_number: ident.id_number.clone(), key_text })
-        }
-    }
-}
-
-fn uvci_for(identity: &Identity, s: &DoseSeries, facility: &SigningFacility) -> Option<Uvci> {
-    let history = [u8::from(facility.include_history)];
-    let opaque = facility.secret.uvci_opaque(
-        &[
-            identity.key_text.as_bytes(),
-            identity.person.full_name.as_bytes(),
-            identity.person.dob.as_bytes(),
-            &history,
-            &facility.cert.kid.0,
-        ],
-        &s.doses,
-    );
-    Uvci::new(&facility.facility_code, &opaque).ok()
-}
-
-/// What a person's passport will say. Takes the series' record ids: each series is signed once.
-fn plan(
-    s: &mut DoseSeries,
-    uvci: Uvci,
-    registry: Option<&Registry>,
-    identities: &HashMap<PersonKey, RowIdentity>,
-    facility: &SigningFacility,
-) -> Option<Plan> {
-    let Identity { person, id_number, .. } = identify(s, registry, identities)?;
-    let iat = facility.now.unix_timestamp();
-    let not_after = facility.cert.validity.map_or(i64::MAX, |v| v.1);
-    Some(Plan {
-        content: PassportContent {
-            person,
-            doses: number_doses(&s.doses),
-            issuer: facility.issuer.clone(),
-            uvci,
-            issued_at: iat,
-            // Never past the DSC's notAfter (SPEC §3).
-            expires_at: (iat + PASSPORT_LIFETIME_SECS).min(not_after),
-            include_history: facility.include_history,
-        },
-        id_number,
-        record_ids: std::mem::take(&mut s.record_ids),
-    })
-}
-
-/// Signs a planned passport; `kid` is the DSC's kid in base64.
-fn sign_one(p: Plan, facility: &SigningFacility, kid: &str) -> Result<SignedPassport, GateError> {
-    let hc1 = passport::sign(&p.content, Algorithm::Es256, &facility.cert.kid.0, |m| facility.key.sign(m))?
-        .ok_or(GateError::Invariant("a passport without doses"))?;
-    Ok(finish(p, facility, kid, hc1))
-}
-
-fn finish(p: Plan, facility: &SigningFacility, kid: &str, hc1: String) -> SignedPassport {
-    let uvci = p.content.uvci.as_str().to_owned();
-    let claim_code = facility.secret.claim_code(&uvci);
-    SignedPassport {
-        id_hash: facility.secret.id_hash(&p.id_number),
-        claim_hash: facility.secret.claim_hash(&claim_code),
-        uvci,
-        id_number: p.id_number,
-        record_ids: p.record_ids,
-        hc1,
-        kid: kid.to_owned(),
-        claim_code,
-    }
+/// Counts a rejected row and hands it to the sink.
+pub(super) fn reject(summary: &mut Summary, r: &Rejection, sink: &mut dyn BatchSink) -> Result<(), GateError> {
+    summary.rejected_rows += 1;
+    *summary.by_reason.entry(r.reason.as_str().to_owned()).or_default() += 1;
+    sink.rejected(r)
 }

@@ -35,6 +35,8 @@ pub struct AcceptedRow {
     pub order: u64,
     /// `record_id`.
     pub record_id: String,
+    /// `facility_code`: the facility that gave the dose.
+    pub facility_code: String,
     /// Whose dose.
     pub person: PersonKey,
     /// The dose.
@@ -193,5 +195,14 @@ pub fn check_row(
     if date < PROGRAMME_START {
         return Err(reject(row, RejectReason::BadDate, "vaccination_date precedes 2021-03-08", ""));
     }
-    Ok((AcceptedRow { order, record_id: row.record_id.to_string(), person, dose: Dose { vaccine, date } }, identity))
+    Ok((
+        AcceptedRow {
+            order,
+            record_id: row.record_id.to_string(),
+            facility_code: row.facility_code.trim().to_owned(),
+            person,
+            dose: Dose { vaccine, date },
+        },
+        identity,
+    ))
 }

@@ -2,23 +2,25 @@
 //! persons and their dose series → signed passports, pushed into a [`BatchSink`]. Every input
 //! row ends in exactly one place: a passport or one [`Rejection`].
 //!
-//! The gate knows nothing of HTTP, SQL or output file formats: the CLI's sink writes files
-//! and the store, the service's sink (later) the store alone.
+//! The gate knows nothing of HTTP, SQL or output file formats: it reads and records the dose
+//! ledger through [`crate::ledger::Ledger`], and its sink writes the outputs (files for the
+//! CLI, the batch's listing for the service).
 
 mod batch;
 mod checks;
 pub mod dates;
 pub mod identity;
 pub mod names;
+mod people;
 mod registry;
 mod rows;
-mod series;
 
-pub use batch::{BatchSink, DerivationKey, PERSONS_PER_COMMIT, SignedPassport, SigningFacility, Summary, run};
+pub use crate::ledger::{MIN_DOSE_INTERVAL_DAYS, SignedPassport};
+pub use batch::{BatchSink, DerivationKey, PERSONS_PER_COMMIT, SealError, SigningFacility, Summary, run};
 pub use checks::{PROGRAMME_START, PersonKey};
+pub use people::{RetractScope, Retraction, retract};
 pub use registry::{Registry, RegistryPerson};
 pub use rows::{DoseReader, DoseRow};
-pub use series::MIN_DOSE_INTERVAL_DAYS;
 
 use serde::Serialize;
 

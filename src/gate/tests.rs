@@ -1,6 +1,5 @@
 //! The SPEC §5 rules, one test each, through `check_row` and `run`.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use time::macros::{date, datetime};
@@ -192,27 +191,32 @@ fn foreigners_skip_the_registry() {
     assert_rejected("R,01001,12,John Smith,1980-01-01,male,US,,Moderna,,,2021-10-01", RejectReason::IdBadFormat, "");
 }
 
+/// Outputs in memory, the ledger in an in-memory SQLite store.
 struct MemorySink {
     rejected: Vec<Rejection>,
     passports: Vec<SignedPassport>,
-    stored: HashMap<String, String>,
+    store: Box<dyn crate::store::Store>,
+}
+
+impl MemorySink {
+    fn new() -> MemorySink {
+        MemorySink { rejected: vec![], passports: vec![], store: crate::store::open("sqlite://:memory:").unwrap() }
+    }
 }
 
 impl BatchSink for MemorySink {
+    fn run_id(&self) -> &str {
+        "test-batch"
+    }
+    fn ledger(&mut self) -> &mut dyn crate::ledger::Ledger {
+        &mut self.store
+    }
     fn rejected(&mut self, r: &Rejection) -> Result<(), GateError> {
         self.rejected.push(r.clone());
         Ok(())
     }
-    fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError> {
-        Ok(uvcis.iter().filter_map(|u| self.stored.get(*u).map(|h| ((*u).to_owned(), h.clone()))).collect())
-    }
-    fn signed(&mut self, passports: Vec<SignedPassport>, fresh: Vec<bool>) -> Result<(), GateError> {
-        for (p, f) in passports.into_iter().zip(fresh) {
-            if f {
-                self.stored.insert(p.uvci.clone(), p.hc1.clone());
-            }
-            self.passports.push(p);
-        }
+    fn signed(&mut self, passports: Vec<SignedPassport>, _fresh: Vec<bool>) -> Result<(), GateError> {
+        self.passports.extend(passports);
         Ok(())
     }
 }
@@ -253,7 +257,7 @@ R7,01001,001090000123,Nguyễn Văn An,02/05/1990,M,,,Moderna,,,2022-01-15
 
 #[test]
 fn every_row_ends_in_exactly_one_place_and_counts_reconcile() {
-    let mut sink = MemorySink { rejected: vec![], passports: vec![], stored: HashMap::new() };
+    let mut sink = MemorySink::new();
     let s = run_batch(BATCH, &mut sink);
     assert_eq!(s.input_rows, 7);
     assert_eq!(s.input_rows, s.signed_rows + s.rejected_rows);
@@ -269,7 +273,7 @@ fn every_row_ends_in_exactly_one_place_and_counts_reconcile() {
 
 #[test]
 fn passport_carries_the_registry_name_and_the_whole_series() {
-    let mut sink = MemorySink { rejected: vec![], passports: vec![], stored: HashMap::new() };
+    let mut sink = MemorySink::new();
     run_batch(BATCH, &mut sink);
     let an = sink.passports.iter().find(|p| p.id_number == "001090000123").unwrap();
     assert_eq!(an.record_ids, ["R1", "R2", "R7"]);
@@ -286,7 +290,7 @@ fn passport_carries_the_registry_name_and_the_whole_series() {
 
 #[test]
 fn rerun_reuses_every_passport_with_the_same_uvci_and_claim_code() {
-    let mut sink = MemorySink { rejected: vec![], passports: vec![], stored: HashMap::new() };
+    let mut sink = MemorySink::new();
     run_batch(BATCH, &mut sink);
     let first = std::mem::take(&mut sink.passports);
     let s = run_batch(BATCH, &mut sink);
@@ -298,7 +302,7 @@ fn rerun_reuses_every_passport_with_the_same_uvci_and_claim_code() {
 
 #[test]
 fn empty_input_gives_an_empty_valid_summary() {
-    let mut sink = MemorySink { rejected: vec![], passports: vec![], stored: HashMap::new() };
+    let mut sink = MemorySink::new();
     let s = run_batch("", &mut sink);
     let phases: Vec<&str> = s.phases.iter().map(|(name, _)| *name).collect();
     assert_eq!(phases.first(), Some(&"read and check rows"));
@@ -309,7 +313,7 @@ fn empty_input_gives_an_empty_valid_summary() {
 #[test]
 fn new_key_or_no_history_gives_a_new_passport_and_a_rerun_the_same() {
     let uvcis = |f: SigningFacility| {
-        let mut sink = MemorySink { rejected: vec![], passports: vec![], stored: HashMap::new() };
+        let mut sink = MemorySink::new();
         let text = format!("{HEADER}{BATCH}");
         run(DoseReader::new(text.as_bytes(), "doses.csv").unwrap(), Some(&registry()), &f, &mut sink).unwrap();
         let mut u: Vec<String> = sink.passports.into_iter().map(|p| p.uvci).collect();

@@ -3,7 +3,6 @@
 //! gate as the CLI; `GET /api/v1/batches/{id}` shows progress, the summary, the passports
 //! (with their claim codes) and the rejected rows, to that facility only.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -14,9 +13,10 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
-use crate::gate::{self, BatchSink, DoseReader, GateError, Rejection, SignedPassport, SigningFacility};
+use crate::gate::{self, BatchSink, DoseReader, GateError, RejectReason, Rejection, SignedPassport, SigningFacility};
+use crate::ledger::Ledger;
 use crate::pki::{SignerKey, SigningKey, parse_certificates};
-use crate::store::{BatchRecord, BatchRejection};
+use crate::store::{BatchRecord, BatchRejection, Store};
 
 /// Rows of passports and rejections a batch answer lists at most.
 const MAX_LISTED: u64 = 100_000;
@@ -30,11 +30,12 @@ pub(super) async fn require_facility(state: &AppState, headers: &HeaderMap) -> R
     // Looked up by hash: the table holds no token, and the lookup is an index probe on a
     // hash, which reveals nothing about near-miss tokens.
     let hash = super::bearer_token_hash(headers).ok_or(ApiError::Unauthorized)?;
-    state.with_store(move |s| s.facility_of_token(&hash)).await?.ok_or(ApiError::Unauthorized)
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    state.with_store(move |s| s.facility_of_token(&hash, now)).await?.ok_or(ApiError::Unauthorized)
 }
 
 /// Loads the facility's own key and DSC from the hierarchy directory.
-fn facility_signer(state: &AppState, code: &str) -> Result<SigningFacility, ApiError> {
+pub(super) fn facility_signer(state: &AppState, code: &str) -> Result<SigningFacility, ApiError> {
     let dir = state.config().keys.join(format!("facility-{code}"));
     let missing = || ApiError::Conflict(format!("this server holds no signing key for facility {code}"));
     if !dir.join("key.pem").exists() {
@@ -51,6 +52,11 @@ fn facility_signer(state: &AppState, code: &str) -> Result<SigningFacility, ApiE
         return Err(ApiError::internal(format!("{}: key and certificate do not belong together", dir.display())));
     }
     crate::pki::check_validity(&cert, now.unix_timestamp()).map_err(|e| ApiError::Conflict(e.to_string()))?;
+    // A revoked DSC signs nothing more here (its tokens were disabled with it; this also
+    // covers a revocation made through another instance or before a token was created).
+    if state.verifier().revocations().is_facility_revoked(&cert.kid) {
+        return Err(ApiError::Forbidden("this facility's signing certificate is revoked".into()));
+    }
     Ok(SigningFacility {
         key,
         cert,
@@ -63,12 +69,31 @@ fn facility_signer(state: &AppState, code: &str) -> Result<SigningFacility, ApiE
     })
 }
 
-/// Feeds a service batch's results into the store through the store thread.
+/// Feeds a service batch's results into the store: the ledger through a connection of the
+/// batch's own (a batch's reads and chunk transactions must not queue behind lookups, nor
+/// lookups behind them), the listing and progress through the store thread.
 struct StoreSink {
     state: AppState,
     batch: BatchRecord,
+    ledger: Box<dyn Store>,
     /// Rejections until they are recorded (all rows are read before signing starts).
     rejections: Vec<BatchRejection>,
+}
+
+/// What a facility may learn of the registry through the service (issue #8 item 7): enough
+/// to see what to fix, not a copy of a stranger's identity. Names become the initial of each
+/// word ("Nguyễn Văn An" → "N. V. A."), birth dates their year; sex is kept (one of two).
+fn mask_suggestion(reason: RejectReason, suggestion: &str) -> String {
+    match reason {
+        RejectReason::NameMismatch => suggestion
+            .split_whitespace()
+            .filter_map(|w| w.chars().next())
+            .map(|c| format!("{c}."))
+            .collect::<Vec<_>>()
+            .join(" "),
+        RejectReason::DobMismatch => suggestion.get(..4).unwrap_or_default().to_owned(),
+        _ => suggestion.to_owned(),
+    }
 }
 
 impl StoreSink {
@@ -81,38 +106,43 @@ impl StoreSink {
 }
 
 impl BatchSink for StoreSink {
+    fn run_id(&self) -> &str {
+        &self.batch.batch_id
+    }
+
+    fn ledger(&mut self) -> &mut dyn Ledger {
+        &mut self.ledger
+    }
+
     fn rejected(&mut self, r: &Rejection) -> Result<(), GateError> {
+        if matches!(r.reason, RejectReason::NameMismatch | RejectReason::DobMismatch | RejectReason::SexMismatch) {
+            // Which facility looked up which mismatching record: a facility probing the
+            // registry with numbers of people it never vaccinated shows up here.
+            tracing::info!(
+                facility = %self.batch.facility_code,
+                batch_id = %self.batch.batch_id,
+                reason = r.reason.as_str(),
+                "registry mismatch answered"
+            );
+        }
         self.rejections.push(BatchRejection {
             record_id: r.record_id.clone(),
             reason: r.reason.as_str().to_owned(),
             detail: r.detail.clone(),
-            suggestion: r.suggestion.clone(),
+            suggestion: mask_suggestion(r.reason, &r.suggestion),
         });
         Ok(())
     }
 
-    fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError> {
-        // Called once, when every row has been read: the rejections are all known, so they
-        // are recorded now rather than when the batch ends.
-        let (id, rejections) = (self.batch.batch_id.clone(), std::mem::take(&mut self.rejections));
-        self.store(move |s| s.add_batch_results(&id, &[], &rejections))?;
-        let uvcis: Vec<String> = uvcis.iter().map(|u| (*u).to_owned()).collect();
-        self.store(move |s| s.hc1_by_uvci(&uvcis.iter().map(String::as_str).collect::<Vec<_>>()))
-    }
-
     fn signed(&mut self, passports: Vec<SignedPassport>, fresh: Vec<bool>) -> Result<(), GateError> {
+        // The first chunk comes once every row has been read and merged: the rejections are
+        // all known, so they are recorded with it rather than when the batch ends.
+        let rejections = std::mem::take(&mut self.rejections);
         let listed: Vec<(String, Vec<String>)> =
             passports.iter().map(|p| (p.uvci.clone(), p.record_ids.clone())).collect();
-        let new: Vec<SignedPassport> = passports.into_iter().zip(fresh).filter(|(_, f)| *f).map(|(p, _)| p).collect();
-        let (batch_id, facility) = (self.batch.batch_id.clone(), self.batch.facility_code.clone());
-        let at = time::OffsetDateTime::now_utc().unix_timestamp();
-        let count = new.len() as u64;
-        // The passports and the batch's list of them in one go per chunk, so a killed
-        // instance leaves what it signed on record.
-        self.store(move |s| {
-            s.insert_passports(&batch_id, &facility, at, &new.iter().collect::<Vec<_>>())?;
-            s.add_batch_results(&batch_id, &listed, &[])
-        })?;
+        let count = fresh.iter().filter(|f| **f).count() as u64;
+        let batch_id = self.batch.batch_id.clone();
+        self.store(move |s| s.add_batch_results(&batch_id, &listed, &rejections))?;
         self.state.inner.metrics.passports_signed(count);
         Ok(())
     }
@@ -166,7 +196,18 @@ async fn upload(
 }
 
 fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, body: Bytes) {
-    let mut sink = StoreSink { state: state.clone(), batch, rejections: Vec::new() };
+    let ledger = match crate::store::open(&state.config().db) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(batch_id = %batch.batch_id, error = %e, "batch failed: cannot open the database");
+            let mut batch = batch;
+            batch.status = "failed".into();
+            let at = time::OffsetDateTime::now_utc().unix_timestamp();
+            let _ = state.with_store_blocking(move |s| s.save_batch(&batch, at));
+            return;
+        }
+    };
+    let mut sink = StoreSink { state: state.clone(), batch, ledger, rejections: Vec::new() };
     let outcome = DoseReader::new(&body[..], "doses.csv")
         .and_then(|reader| gate::run(reader, state.inner.registry.as_deref(), &facility, &mut sink));
     let mut batch = sink.batch.clone();

@@ -15,6 +15,9 @@ pub enum ApiError {
     /// No or wrong credentials (401).
     #[error("authentication required")]
     Unauthorized,
+    /// Authenticated, but not allowed to do this (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// Nothing there, or not for this token (404).
     #[error("not found")]
     NotFound,
@@ -43,6 +46,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),

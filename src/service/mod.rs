@@ -9,7 +9,9 @@ mod metrics;
 mod ops;
 mod pages;
 mod passports;
+mod records;
 mod revocations;
+mod tokens;
 mod trust_list;
 mod verify;
 
@@ -311,6 +313,8 @@ pub fn router(state: AppState) -> Router {
         .merge(trust_list::router())
         .merge(passports::router())
         .merge(revocations::router())
+        .merge(tokens::router())
+        .merge(records::router())
         .merge(batches::router())
         .merge(pages::router())
         .layer(middleware::from_fn_with_state(state.clone(), observe))

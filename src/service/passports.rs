@@ -22,6 +22,7 @@ use subtle::ConstantTimeEq as _;
 use super::{ApiError, AppState};
 use crate::gate::dates::parse_date;
 use crate::gate::identity::parse_id;
+use crate::ledger::PassportStatus;
 use crate::render::{QrFormat, certificate_pdf, render_qr};
 
 /// Lifetime of a download token.
@@ -50,6 +51,9 @@ struct LookupAnswer {
 #[derive(Serialize)]
 struct Found {
     uvci: String,
+    /// The person's newest passport; an earlier one that only lacks later doses is still
+    /// valid and listed after it with `false` (SPEC §8.2).
+    current: bool,
     token: String,
     token_expires_at: i64,
     png: String,
@@ -104,6 +108,10 @@ async fn lookup(
     let stored = state.with_store(move |s| s.passports_by_id_hash(&id_hash)).await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut found = Vec::new();
+    // Never a revoked passport; the current one first, then superseded ones, newest first.
+    let mut stored: Vec<_> = stored.into_iter().filter(|p| p.status != PassportStatus::Revoked).collect();
+    stored.reverse();
+    stored.sort_by_key(|p| p.status != PassportStatus::Current);
     for p in stored {
         let claim_ok = bool::from(p.claim_hash.ct_eq(&claim_hash));
         // Our own passports: the date of birth is read from the signed content.
@@ -124,6 +132,7 @@ async fn lookup(
                 png: format!("{path}.png?token={token}"),
                 svg: format!("{path}.svg?token={token}"),
                 pdf: format!("{path}.pdf?token={token}"),
+                current: p.status == PassportStatus::Current,
                 uvci: p.uvci,
                 token,
                 token_expires_at: expires,
@@ -182,7 +191,10 @@ async fn download(
         return Err(ApiError::Gone("this passport has been revoked"));
     }
     let uvci = uvci.to_owned();
-    let hc1 = state.with_store(move |s| s.passport_by_uvci(&uvci)).await?.ok_or(ApiError::NotFound)?;
+    let (hc1, status) = state.with_store(move |s| s.passport_by_uvci(&uvci)).await?.ok_or(ApiError::NotFound)?;
+    if status == PassportStatus::Revoked {
+        return Err(ApiError::Gone("this passport has been revoked"));
+    }
     // QR encoding and PDF layout take milliseconds: off the async workers.
     let bytes = tokio::task::spawn_blocking(move || match format {
         Some(f) => render_qr(&hc1, f),

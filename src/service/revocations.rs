@@ -51,7 +51,30 @@ async fn revoke(
     };
     let at = time::OffsetDateTime::now_utc().unix_timestamp();
     let stored = revocation.clone();
-    state.with_store(move |s| s.revoke(&stored, at)).await?;
+    // A revoked facility DSC also loses its upload tokens (issue #8 item 4), in the same
+    // store job, so no batch can slip in between.
+    let codes: Vec<String> = match &revocation {
+        Revocation::Facility(kid) => Kid::from_base64(kid)
+            .map(|k| {
+                let verifier = state.verifier();
+                let mut codes: Vec<String> =
+                    verifier.trust().candidates(&k).filter_map(|(_, s)| s.cert.facility_code.clone()).collect();
+                codes.sort_unstable();
+                codes.dedup();
+                codes
+            })
+            .unwrap_or_default(),
+        Revocation::Passport(_) => Vec::new(),
+    };
+    state
+        .with_store(move |s| {
+            s.revoke(&stored, at)?;
+            for code in &codes {
+                s.revoke_tokens(crate::store::TokenSelector::Facility(code), at)?;
+            }
+            Ok(())
+        })
+        .await?;
     let s = state.clone();
     tokio::task::spawn_blocking(move || s.refresh_revocations()).await.map_err(ApiError::internal)??;
     let version = state.verifier().revocations().version;

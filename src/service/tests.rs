@@ -1,6 +1,5 @@
 //! The service through its router, without a socket (axum's `oneshot`).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use axum::body::Body;
@@ -27,18 +26,19 @@ R2,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,AstraZeneca,,,2021-09-20
 R3,01001,001185000456,Trần Thị Bình,01/01/1985,Nữ,,,Pfizer,,,2021-08-01
 ";
 
-struct StoreSink<'a>(&'a mut dyn Store, Vec<SignedPassport>);
+struct StoreSink(Box<dyn Store>, Vec<SignedPassport>);
 
-impl BatchSink for StoreSink<'_> {
+impl BatchSink for StoreSink {
+    fn run_id(&self) -> &str {
+        "test"
+    }
+    fn ledger(&mut self) -> &mut dyn crate::ledger::Ledger {
+        &mut self.0
+    }
     fn rejected(&mut self, _: &Rejection) -> Result<(), GateError> {
         Ok(())
     }
-    fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError> {
-        self.0.hc1_by_uvci(uvcis).map_err(|e| GateError::Sink(e.to_string()))
-    }
     fn signed(&mut self, passports: Vec<SignedPassport>, _: Vec<bool>) -> Result<(), GateError> {
-        let refs: Vec<&SignedPassport> = passports.iter().collect();
-        self.0.insert_passports("test", "01001", 0, &refs).map_err(|e| GateError::Sink(e.to_string()))?;
         self.1.extend(passports);
         Ok(())
     }
@@ -80,12 +80,11 @@ fn fixture(tweak: impl FnOnce(&mut Config)) -> Fixture {
         now: time::OffsetDateTime::now_utc(),
         persons_per_commit: crate::gate::PERSONS_PER_COMMIT,
     };
-    let mut store = store::open(&config.db).unwrap();
+    let store = store::open(&config.db).unwrap();
     let registry = Registry::load(REGISTRY.as_bytes(), "registry.csv").unwrap();
-    let mut sink = StoreSink(store.as_mut(), Vec::new());
+    let mut sink = StoreSink(store, Vec::new());
     gate::run(DoseReader::new(DOSES.as_bytes(), "doses.csv").unwrap(), Some(&registry), &facility, &mut sink).unwrap();
     let passports = sink.1;
-    drop(store);
     let state = AppState::open(config, time::OffsetDateTime::now_utc()).unwrap();
     Fixture { _dir: dir, state, passports }
 }
@@ -360,7 +359,7 @@ fn facility_token(state: &AppState, code: &str) -> String {
     let token = format!("vxp_test_{code}_{}", rand_hex());
     let hash = token_hash(&token);
     let code = code.to_owned();
-    state.with_store_blocking(move |s| s.add_facility_token(&hash, &code, 0)).unwrap();
+    state.with_store_blocking(move |s| s.add_facility_token(&hash, &code, 0, None)).unwrap();
     token
 }
 
@@ -424,13 +423,15 @@ async fn station_upload_is_signed_with_the_facilitys_own_key_and_shown_to_it_onl
     let passports = done["passports"].as_array().unwrap();
     assert_eq!(passports.len(), 2);
     // The claim code works for the traveller: found by identity, birth date and code.
-    let an = passports.iter().find(|p| p["record_ids"] == json!(["U1"])).unwrap();
+    // An's passport covers her doses from the earlier batch too (SPEC §8.1).
+    let an = passports.iter().find(|p| p["record_ids"].as_array().unwrap().contains(&json!("U1"))).unwrap();
+    assert_eq!(an["record_ids"], json!(["R1", "R2", "U1"]));
     let (_, found) = lookup(&f.state, "001090000123", "1990-05-02", an["claim_code"].as_str().unwrap()).await;
     assert_eq!(found["passports"][0]["uvci"], an["uvci"]);
     // Signed by facility 01001's own key.
     let (_, hc1) = {
         let uvci = an["uvci"].as_str().unwrap().to_owned();
-        let hc1 = f.state.with_store_blocking(move |s| s.passport_by_uvci(&uvci)).unwrap().unwrap();
+        let (hc1, _) = f.state.with_store_blocking(move |s| s.passport_by_uvci(&uvci)).unwrap().unwrap();
         ((), hc1)
     };
     assert_eq!(verify(&f.state, &hc1).await["signer"]["facility_code"], "01001");

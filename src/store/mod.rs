@@ -1,17 +1,36 @@
-//! Storage: passports (UVCI unique), keyed hashes of identity numbers and claim codes, the
-//! audit log of what each facility key signed, and batch progress. One schema
-//! (`schema.sql`) and one behaviour on SQLite (the embedded default) and PostgreSQL (several
-//! service instances sharing one database). It stores what it is given: no business rules.
+//! Storage: passports (UVCI unique) and their status, the dose ledger, keyed hashes of
+//! identity numbers and claim codes, the audit log of what each facility key signed or
+//! revoked, and batch progress. One schema (`migrations/`) and one behaviour on SQLite (the
+//! embedded default) and PostgreSQL (several service instances sharing one database). It
+//! stores what it is given: no business rules.
 
 mod postgres;
 mod sqlite;
 
 use std::collections::HashMap;
 
-use crate::gate::SignedPassport;
+pub use crate::ledger::{LedgerChange, RunChanges};
+use crate::ledger::{LedgerDose, PassportRecord, PassportStatus, PersonHash, SignedPassport};
 
-/// The schema, applied idempotently when a store opens.
-const SCHEMA: &str = include_str!("schema.sql");
+/// The schema's forward migrations, in order: migration `n` (1-based) brings a database to
+/// schema version `n`. Each runs once, in a transaction with the version it records; a
+/// database made before versions were recorded is at version 1 (its tables match
+/// `0001_initial.sql`, whose statements are all `IF NOT EXISTS`).
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql"), include_str!("migrations/0002_ledger.sql")];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// The migrations a database at `version` still needs, as (version reached, SQL).
+fn pending_migrations(version: u32) -> Result<impl Iterator<Item = (u32, &'static str)>, StoreError> {
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew { found: version, supported: SCHEMA_VERSION });
+    }
+    Ok(MIGRATIONS.iter().enumerate().skip(version as usize).map(|(i, sql)| (i as u32 + 1, *sql)))
+}
+
+/// Records the schema version; created before anything else.
+const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)";
 
 /// Default database when `--db` is omitted: `vaxpass.db` in the working directory (SPEC §7).
 pub const DEFAULT_DB_URL: &str = "sqlite://vaxpass.db";
@@ -31,6 +50,20 @@ pub enum StoreError {
     /// A store thread could not be started.
     #[error("cannot start a database thread: {0}")]
     Thread(String),
+    /// The database was written by a newer vaxpass.
+    #[error(
+        "the database has schema version {found}, newer than the {supported} this vaxpass knows: \
+         use the vaxpass that wrote it, or a newer one"
+    )]
+    TooNew {
+        /// The database's version.
+        found: u32,
+        /// The newest this binary knows.
+        supported: u32,
+    },
+    /// A stored value vaxpass never writes.
+    #[error("the database holds a value vaxpass does not write ({0})")]
+    Corrupt(&'static str),
 }
 
 /// Progress of a batch.
@@ -63,25 +96,64 @@ pub trait Store: Send {
         facility_code: &str,
         at: i64,
         passports: &[&SignedPassport],
-    ) -> Result<HashMap<String, String>, StoreError>;
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let change = LedgerChange {
+            run_id: batch_id,
+            facility_code,
+            kid: "",
+            at,
+            passports: passports.to_vec(),
+            ..LedgerChange::default()
+        };
+        self.apply(&change)
+    }
+    /// Applies one chunk of a run in one transaction (SPEC §8): ledger entries written and
+    /// retracted, persons' sealed identities, new passports with their audit entries, and
+    /// earlier passports superseded or revoked (a revocation is also recorded for the trust
+    /// list). Returns, as [`Store::insert_passports`] does, the stored `hc1` of UVCIs that
+    /// were already present.
+    fn apply(&mut self, change: &LedgerChange<'_>) -> Result<HashMap<String, String>, StoreError>;
+    /// Ledger entries under these record ids.
+    fn ledger_by_record(&mut self, record_ids: &[&str]) -> Result<Vec<LedgerDose>, StoreError>;
+    /// Ledger entries of these persons.
+    fn ledger_by_person(&mut self, persons: &[&[u8]]) -> Result<Vec<LedgerDose>, StoreError>;
+    /// The sealed identities of these persons.
+    fn sealed_persons(&mut self, persons: &[&[u8]]) -> Result<HashMap<PersonHash, Vec<u8>>, StoreError>;
+    /// Every passport of these persons signed since the ledger exists, whatever its status.
+    fn passports_of_persons(&mut self, persons: &[&[u8]]) -> Result<Vec<PassportRecord>, StoreError>;
+    /// The persons whose passports a run (batch or retraction) signed or changed, and the
+    /// owners of the records it retracted: a run started again after a kill takes them up.
+    fn persons_of_run(&mut self, run_id: &str) -> Result<Vec<PersonHash>, StoreError>;
+    /// Records a retraction run already removed (found again when it is started again).
+    fn retracted_by_run(&mut self, run_id: &str) -> Result<Vec<String>, StoreError>;
+    /// What a run did to earlier passports: revoked UVCIs (sorted) and how many it superseded.
+    fn run_changes(&mut self, run_id: &str) -> Result<RunChanges, StoreError>;
     /// Creates or updates a batch's progress.
     fn save_batch(&mut self, batch: &BatchRecord, at: i64) -> Result<(), StoreError>;
     /// A batch's progress.
     fn batch(&mut self, batch_id: &str) -> Result<Option<BatchRecord>, StoreError>;
     /// How many passports are stored (for tests and operators).
     fn passport_count(&mut self) -> Result<u64, StoreError>;
-    /// `hc1` of one passport.
-    fn passport_by_uvci(&mut self, uvci: &str) -> Result<Option<String>, StoreError>;
+    /// `hc1` and status of one passport.
+    fn passport_by_uvci(&mut self, uvci: &str) -> Result<Option<(String, PassportStatus)>, StoreError>;
     /// Passports of the person with this identity hash: (UVCI, claim-code hash, hc1).
     fn passports_by_id_hash(&mut self, id_hash: &[u8]) -> Result<Vec<StoredPassport>, StoreError>;
     /// Records a revocation; revoking twice is a no-op.
     fn revoke(&mut self, revocation: &Revocation, at: i64) -> Result<(), StoreError>;
     /// Every revocation, oldest first.
     fn revocations(&mut self) -> Result<Vec<Revocation>, StoreError>;
-    /// Stores a facility token's hash.
-    fn add_facility_token(&mut self, token_hash: &[u8], facility_code: &str, at: i64) -> Result<(), StoreError>;
-    /// The facility a token hash belongs to.
-    fn facility_of_token(&mut self, token_hash: &[u8]) -> Result<Option<String>, StoreError>;
+    /// Stores a facility token's hash, valid until `expires_at` (Unix seconds) if given.
+    fn add_facility_token(
+        &mut self,
+        token_hash: &[u8],
+        facility_code: &str,
+        at: i64,
+        expires_at: Option<i64>,
+    ) -> Result<(), StoreError>;
+    /// The facility a token hash belongs to, if the token is neither revoked nor expired at `at`.
+    fn facility_of_token(&mut self, token_hash: &[u8], at: i64) -> Result<Option<String>, StoreError>;
+    /// Revokes one token (by hash) or every token of a facility; returns how many were live.
+    fn revoke_tokens(&mut self, which: TokenSelector<'_>, at: i64) -> Result<u64, StoreError>;
     /// Records what a service batch produced: passports (UVCI, record ids) and rejections.
     fn add_batch_results(
         &mut self,
@@ -91,6 +163,15 @@ pub trait Store: Send {
     ) -> Result<(), StoreError>;
     /// A service batch's passports and rejections, at most `limit` each.
     fn batch_results(&mut self, batch_id: &str, limit: u64) -> Result<BatchResults, StoreError>;
+}
+
+/// Which facility tokens to revoke.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenSelector<'a> {
+    /// One token, by its SHA-256.
+    Hash(&'a [u8]),
+    /// Every token of a facility.
+    Facility(&'a str),
 }
 
 /// What a service batch produced.
@@ -120,6 +201,8 @@ pub struct BatchRejection {
 pub struct StoredPassport {
     /// `ci`.
     pub uvci: String,
+    /// Current, superseded or revoked.
+    pub status: PassportStatus,
     /// Hash of the claim code.
     pub claim_hash: Vec<u8>,
     /// The QR text.
@@ -165,6 +248,38 @@ impl Revocation {
     }
 }
 
+/// Every store is a ledger: the gate and retraction reach storage through
+/// [`crate::ledger::Ledger`] only.
+impl crate::ledger::Ledger for Box<dyn Store> {
+    fn by_record(&mut self, record_ids: &[&str]) -> Result<Vec<LedgerDose>, crate::ledger::LedgerError> {
+        Ok(self.ledger_by_record(record_ids)?)
+    }
+    fn by_person(&mut self, persons: &[&[u8]]) -> Result<Vec<LedgerDose>, crate::ledger::LedgerError> {
+        Ok(self.ledger_by_person(persons)?)
+    }
+    fn sealed_persons(
+        &mut self,
+        persons: &[&[u8]],
+    ) -> Result<HashMap<PersonHash, Vec<u8>>, crate::ledger::LedgerError> {
+        Ok(Store::sealed_persons(self.as_mut(), persons)?)
+    }
+    fn passports_of(&mut self, persons: &[&[u8]]) -> Result<Vec<PassportRecord>, crate::ledger::LedgerError> {
+        Ok(self.passports_of_persons(persons)?)
+    }
+    fn persons_of_run(&mut self, run_id: &str) -> Result<Vec<PersonHash>, crate::ledger::LedgerError> {
+        Ok(Store::persons_of_run(self.as_mut(), run_id)?)
+    }
+    fn retracted_by_run(&mut self, run_id: &str) -> Result<Vec<String>, crate::ledger::LedgerError> {
+        Ok(Store::retracted_by_run(self.as_mut(), run_id)?)
+    }
+    fn run_changes(&mut self, run_id: &str) -> Result<RunChanges, crate::ledger::LedgerError> {
+        Ok(Store::run_changes(self.as_mut(), run_id)?)
+    }
+    fn apply(&mut self, change: &LedgerChange<'_>) -> Result<HashMap<String, String>, crate::ledger::LedgerError> {
+        Ok(Store::apply(self.as_mut(), change)?)
+    }
+}
+
 /// Opens the store a URL names, creating the schema if needed.
 pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
@@ -174,6 +289,47 @@ pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     } else {
         Err(StoreError::Url(url.to_owned()))
     }
+}
+
+/// Comma-separated record ids for the audit log.
+fn audit_records(ids: &[&str]) -> String {
+    ids.join(",")
+}
+
+/// The covered doses of a passport as stored (JSON).
+fn covered_json(p: &SignedPassport) -> String {
+    serde_json::to_string(&p.covered).unwrap_or_default()
+}
+
+/// A ledger entry read back; `None` for what vaxpass never writes.
+fn ledger_row(record_id: String, person: Vec<u8>, facility_code: String, mp: &str, date: &str) -> Option<LedgerDose> {
+    Some(LedgerDose { record_id, person, facility_code, dose: crate::ledger::parse_dose(date, mp)? })
+}
+
+/// Builds a `PassportRecord` from stored columns.
+#[allow(clippy::too_many_arguments)]
+fn passport_record(
+    uvci: String,
+    person: Vec<u8>,
+    holder_hash: Option<Vec<u8>>,
+    content_hash: Option<Vec<u8>>,
+    doses: Option<String>,
+    status: &str,
+    kid: String,
+    hc1: String,
+    signed_at: i64,
+) -> Result<PassportRecord, StoreError> {
+    Ok(PassportRecord {
+        uvci,
+        person,
+        holder_hash: holder_hash.unwrap_or_default(),
+        content_hash: content_hash.unwrap_or_default(),
+        doses: serde_json::from_str(doses.as_deref().unwrap_or("[]")).map_err(|_| StoreError::Corrupt("doses"))?,
+        status: PassportStatus::parse(status).ok_or(StoreError::Corrupt("status"))?,
+        kid,
+        hc1,
+        signed_at,
+    })
 }
 
 fn to_i64(n: u64) -> i64 {

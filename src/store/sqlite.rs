@@ -4,8 +4,11 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::{BatchRecord, BatchRejection, BatchResults, Revocation, SCHEMA, Store, StoreError, StoredPassport, to_i64};
-use crate::gate::SignedPassport;
+use super::{
+    BatchRecord, BatchRejection, BatchResults, LedgerChange, Revocation, RunChanges, Store, StoreError, StoredPassport,
+    TokenSelector, VERSION_TABLE, audit_records, covered_json, ledger_row, passport_record, pending_migrations, to_i64,
+};
+use crate::ledger::{LedgerDose, PassportRecord, PassportStatus, PersonHash, iso};
 
 pub(super) struct SqliteStore {
     conn: Connection,
@@ -52,7 +55,7 @@ impl Drop for Checkpointer {
 
 impl SqliteStore {
     pub(super) fn open(path: &str) -> Result<SqliteStore, StoreError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         // 16 KiB pages (only takes effect on a new database, before WAL): the indexes take
         // random keys, and fewer, larger pages mean fewer pages written per transaction
         // (measured 38 % cheaper batch inserts than 4 KiB at 1 million passports).
@@ -67,14 +70,249 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -65536)?;
         conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.execute_batch(SCHEMA)?;
+        migrate(&mut conn)?;
         let in_memory = path.is_empty() || path == ":memory:";
         let checkpointer = if in_memory { None } else { Some(Checkpointer::start(path)?) };
         Ok(SqliteStore { conn, _checkpointer: checkpointer })
     }
 }
 
+/// Brings the schema to [`super::SCHEMA_VERSION`], refusing a newer database.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    // IMMEDIATE: two processes opening one new file at once migrate one after the other.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(VERSION_TABLE)?;
+    let version: Option<i64> = tx.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))?;
+    let version = u32::try_from(version.unwrap_or(0)).map_err(|_| StoreError::Corrupt("schema_version"))?;
+    for (reached, sql) in pending_migrations(version)? {
+        tx.execute_batch(sql)?;
+        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [i64::from(reached)])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// `?,?,…` for `n` parameters.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
+/// Keys a thousand at a time: one statement step per thousand index probes.
+const PER_QUERY: usize = 1000;
+
+impl SqliteStore {
+    /// Runs `sql` (with one `IN ({})` list) over `keys` in groups, collecting `map`'s rows.
+    fn query_in<K: rusqlite::ToSql, T>(
+        &mut self,
+        sql: &str,
+        keys: &[K],
+        map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        let tx = self.conn.transaction()?;
+        for group in keys.chunks(PER_QUERY) {
+            let mut stmt = tx.prepare_cached(&sql.replace("{}", &placeholders(group.len())))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(group), &map)?;
+            for row in rows {
+                out.push(row?);
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+fn ledger_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<LedgerDose>> {
+    let mp: String = r.get(3)?;
+    let date: String = r.get(4)?;
+    Ok(ledger_row(r.get(0)?, r.get(1)?, r.get(2)?, &mp, &date))
+}
+
+const LEDGER_COLUMNS: &str = "record_id, person_hash, facility_code, mp, vaccinated_on";
+
 impl Store for SqliteStore {
+    fn apply(&mut self, c: &LedgerChange<'_>) -> Result<HashMap<String, String>, StoreError> {
+        let mut kept = HashMap::new();
+        let tx = self.conn.transaction()?;
+        {
+            let mut audit = tx.prepare_cached(
+                "INSERT INTO audit_log (at, facility_code, kid, action, uvci, batch_id, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut dose = tx.prepare_cached(
+                "INSERT INTO doses (record_id, person_hash, facility_code, mp, vaccinated_on, batch_id, recorded_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (record_id) DO UPDATE SET \
+                 person_hash = excluded.person_hash, facility_code = excluded.facility_code, mp = excluded.mp, \
+                 vaccinated_on = excluded.vaccinated_on, batch_id = excluded.batch_id, recorded_at = excluded.recorded_at",
+            )?;
+            for d in &c.doses {
+                dose.execute(params![
+                    d.record_id,
+                    d.person,
+                    d.facility_code,
+                    d.dose.vaccine.mp,
+                    iso(d.dose.date),
+                    c.run_id,
+                    c.at
+                ])?;
+            }
+            let mut retract = tx.prepare_cached("DELETE FROM doses WHERE record_id = ?1")?;
+            let mut retraction = tx.prepare_cached(
+                "INSERT INTO retractions (record_id, run_id, person_hash, facility_code, reason, at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (d, reason) in &c.retracted {
+                retract.execute([&d.record_id])?;
+                retraction.execute(params![d.record_id, c.run_id, d.person, d.facility_code, reason, c.at])?;
+                audit.execute(params![c.at, c.facility_code, c.kid, "retract", "", c.run_id, d.record_id])?;
+            }
+            let mut person = tx.prepare_cached(
+                "INSERT INTO persons (person_hash, sealed) VALUES (?1, ?2) \
+                 ON CONFLICT (person_hash) DO UPDATE SET sealed = excluded.sealed",
+            )?;
+            for (hash, sealed) in &c.persons {
+                person.execute(params![hash, sealed])?;
+            }
+            let mut fate = tx.prepare_cached(
+                "UPDATE passports SET status = ?2, changed_by = ?3, changed_at = ?4 WHERE uvci = ?1 AND status <> ?2",
+            )?;
+            let mut revocation = tx.prepare_cached(
+                "INSERT INTO revocations (kind, value, revoked_at) VALUES ('passport', ?1, ?2) \
+                 ON CONFLICT (kind, value) DO NOTHING",
+            )?;
+            for (uvci, status) in &c.fates {
+                if fate.execute(params![uvci, status.as_str(), c.run_id, c.at])? == 1 {
+                    let action = if *status == PassportStatus::Revoked { "revoke" } else { "supersede" };
+                    let why = if *status == PassportStatus::Revoked { "corrected" } else { "" };
+                    audit.execute(params![c.at, c.facility_code, c.kid, action, uvci, c.run_id, why])?;
+                    if *status == PassportStatus::Revoked {
+                        revocation.execute(params![crate::pki::revocation_hex(uvci), c.at])?;
+                    }
+                }
+            }
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO passports (uvci, id_hash, claim_hash, facility_code, kid, hc1, batch_id, signed_at, \
+                 person_hash, holder_hash, content_hash, doses, status) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'current') ON CONFLICT (uvci) DO NOTHING",
+            )?;
+            // In identity-hash order: that index takes random keys, and neighbouring inserts
+            // then land on the same pages (measured 20 % less insert time at 1 million).
+            let mut passports = c.passports.clone();
+            passports.sort_unstable_by(|a, b| a.id_hash.cmp(&b.id_hash));
+            for p in passports {
+                let person = (!p.person_hash.is_empty()).then_some(&p.person_hash);
+                let n = ins.execute(params![
+                    p.uvci,
+                    p.id_hash,
+                    p.claim_hash,
+                    c.facility_code,
+                    p.kid,
+                    p.hc1,
+                    c.run_id,
+                    c.at,
+                    person,
+                    p.holder_hash,
+                    p.content_hash,
+                    covered_json(p),
+                ])?;
+                if n == 1 {
+                    let records: Vec<&str> = p.record_ids.iter().map(String::as_str).collect();
+                    audit.execute(params![
+                        c.at,
+                        c.facility_code,
+                        p.kid,
+                        "sign",
+                        p.uvci,
+                        c.run_id,
+                        audit_records(&records)
+                    ])?;
+                } else {
+                    let stored: String =
+                        tx.query_row("SELECT hc1 FROM passports WHERE uvci = ?1", [&p.uvci], |r| r.get(0))?;
+                    kept.insert(p.uvci.clone(), stored);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(kept)
+    }
+
+    fn ledger_by_record(&mut self, record_ids: &[&str]) -> Result<Vec<LedgerDose>, StoreError> {
+        let sql = format!("SELECT {LEDGER_COLUMNS} FROM doses WHERE record_id IN ({{}})");
+        let rows = self.query_in(&sql, record_ids, ledger_from)?;
+        rows.into_iter().map(|r| r.ok_or(StoreError::Corrupt("doses"))).collect()
+    }
+
+    fn ledger_by_person(&mut self, persons: &[&[u8]]) -> Result<Vec<LedgerDose>, StoreError> {
+        let sql = format!("SELECT {LEDGER_COLUMNS} FROM doses WHERE person_hash IN ({{}})");
+        let rows = self.query_in(&sql, persons, ledger_from)?;
+        rows.into_iter().map(|r| r.ok_or(StoreError::Corrupt("doses"))).collect()
+    }
+
+    fn sealed_persons(&mut self, persons: &[&[u8]]) -> Result<HashMap<PersonHash, Vec<u8>>, StoreError> {
+        let rows =
+            self.query_in("SELECT person_hash, sealed FROM persons WHERE person_hash IN ({})", persons, |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        Ok(rows.into_iter().collect())
+    }
+
+    fn passports_of_persons(&mut self, persons: &[&[u8]]) -> Result<Vec<PassportRecord>, StoreError> {
+        let rows = self.query_in(
+            "SELECT uvci, person_hash, holder_hash, content_hash, doses, status, kid, hc1, signed_at \
+             FROM passports WHERE person_hash IN ({}) ORDER BY signed_at, uvci",
+            persons,
+            |r| {
+                let status: String = r.get(5)?;
+                Ok(passport_record(
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    &status,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            },
+        )?;
+        rows.into_iter().collect()
+    }
+
+    fn persons_of_run(&mut self, run_id: &str) -> Result<Vec<PersonHash>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT person_hash FROM passports WHERE (batch_id = ?1 OR changed_by = ?1) AND person_hash IS NOT NULL \
+             UNION SELECT person_hash FROM retractions WHERE run_id = ?1",
+        )?;
+        let rows = stmt.query_map([run_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn retracted_by_run(&mut self, run_id: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT record_id FROM retractions WHERE run_id = ?1 ORDER BY record_id")?;
+        let rows = stmt.query_map([run_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn run_changes(&mut self, run_id: &str) -> Result<RunChanges, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT uvci, status FROM passports WHERE changed_by = ?1 AND status <> 'current' ORDER BY uvci",
+        )?;
+        let rows = stmt.query_map([run_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = RunChanges::default();
+        for row in rows {
+            let (uvci, status) = row?;
+            if status == "revoked" {
+                out.revoked.push(uvci);
+            } else {
+                out.superseded += 1;
+            }
+        }
+        Ok(out)
+    }
+
     fn hc1_by_uvci(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, StoreError> {
         // UVCIs a thousand at a time: one statement step per thousand index probes instead of
         // one per UVCI.
@@ -97,43 +335,6 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(out)
-    }
-
-    fn insert_passports(
-        &mut self,
-        batch_id: &str,
-        facility_code: &str,
-        at: i64,
-        passports: &[&SignedPassport],
-    ) -> Result<HashMap<String, String>, StoreError> {
-        let mut kept = HashMap::new();
-        let tx = self.conn.transaction()?;
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO passports (uvci, id_hash, claim_hash, facility_code, kid, hc1, batch_id, signed_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (uvci) DO NOTHING",
-            )?;
-            let mut audit = tx.prepare_cached(
-                "INSERT INTO audit_log (at, facility_code, kid, action, uvci, batch_id) VALUES (?1, ?2, ?3, 'sign', ?4, ?5)",
-            )?;
-            // In identity-hash order: that index takes random keys, and neighbouring inserts
-            // then land on the same pages (measured 20 % less insert time at 1 million).
-            let mut passports = passports.to_vec();
-            passports.sort_unstable_by(|a, b| a.id_hash.cmp(&b.id_hash));
-            for p in passports {
-                let n =
-                    ins.execute(params![p.uvci, p.id_hash, p.claim_hash, facility_code, p.kid, p.hc1, batch_id, at])?;
-                if n == 1 {
-                    audit.execute(params![at, facility_code, p.kid, p.uvci, batch_id])?;
-                } else {
-                    let stored: String =
-                        tx.query_row("SELECT hc1 FROM passports WHERE uvci = ?1", [&p.uvci], |r| r.get(0))?;
-                    kept.insert(p.uvci.clone(), stored);
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(kept)
     }
 
     fn save_batch(&mut self, b: &BatchRecord, at: i64) -> Result<(), StoreError> {
@@ -172,17 +373,29 @@ impl Store for SqliteStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    fn passport_by_uvci(&mut self, uvci: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.conn.query_row("SELECT hc1 FROM passports WHERE uvci = ?1", [uvci], |r| r.get(0)).optional()?)
+    fn passport_by_uvci(&mut self, uvci: &str) -> Result<Option<(String, PassportStatus)>, StoreError> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row("SELECT hc1, status FROM passports WHERE uvci = ?1", [uvci], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(hc1, status)| Ok((hc1, PassportStatus::parse(&status).ok_or(StoreError::Corrupt("status"))?)))
+            .transpose()
     }
 
     fn passports_by_id_hash(&mut self, id_hash: &[u8]) -> Result<Vec<StoredPassport>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT uvci, claim_hash, hc1 FROM passports WHERE id_hash = ?1 ORDER BY signed_at, uvci",
+            "SELECT uvci, claim_hash, hc1, status FROM passports WHERE id_hash = ?1 ORDER BY signed_at, uvci",
         )?;
-        let rows = stmt
-            .query_map([id_hash], |r| Ok(StoredPassport { uvci: r.get(0)?, claim_hash: r.get(1)?, hc1: r.get(2)? }))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows = stmt.query_map([id_hash], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (uvci, claim_hash, hc1, status) = row?;
+            let status = PassportStatus::parse(&status).ok_or(StoreError::Corrupt("status"))?;
+            out.push(StoredPassport { uvci, status, claim_hash, hc1 });
+        }
+        Ok(out)
     }
 
     fn revoke(&mut self, revocation: &Revocation, at: i64) -> Result<(), StoreError> {
@@ -205,19 +418,44 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn add_facility_token(&mut self, token_hash: &[u8], facility_code: &str, at: i64) -> Result<(), StoreError> {
+    fn add_facility_token(
+        &mut self,
+        token_hash: &[u8],
+        facility_code: &str,
+        at: i64,
+        expires_at: Option<i64>,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT INTO facility_tokens (token_hash, facility_code, created_at) VALUES (?1, ?2, ?3)",
-            params![token_hash, facility_code, at],
+            "INSERT INTO facility_tokens (token_hash, facility_code, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, facility_code, at, expires_at],
         )?;
         Ok(())
     }
 
-    fn facility_of_token(&mut self, token_hash: &[u8]) -> Result<Option<String>, StoreError> {
+    fn facility_of_token(&mut self, token_hash: &[u8], at: i64) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT facility_code FROM facility_tokens WHERE token_hash = ?1", [token_hash], |r| r.get(0))
+            .query_row(
+                "SELECT facility_code FROM facility_tokens WHERE token_hash = ?1 AND revoked_at IS NULL \
+                 AND (expires_at IS NULL OR expires_at > ?2)",
+                params![token_hash, at],
+                |r| r.get(0),
+            )
             .optional()?)
+    }
+
+    fn revoke_tokens(&mut self, which: TokenSelector<'_>, at: i64) -> Result<u64, StoreError> {
+        let n = match which {
+            TokenSelector::Hash(h) => self.conn.execute(
+                "UPDATE facility_tokens SET revoked_at = ?2 WHERE token_hash = ?1 AND revoked_at IS NULL",
+                params![h, at],
+            )?,
+            TokenSelector::Facility(code) => self.conn.execute(
+                "UPDATE facility_tokens SET revoked_at = ?2 WHERE facility_code = ?1 AND revoked_at IS NULL",
+                params![code, at],
+            )?,
+        };
+        Ok(n as u64)
     }
 
     fn add_batch_results(

@@ -139,7 +139,7 @@ fn empty_input_gives_empty_valid_outputs() {
     let s: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(
         s,
-        serde_json::json!({"input_rows": 0, "signed_rows": 0, "rejected_rows": 0, "passports": 0, "by_reason": {}})
+        serde_json::json!({"input_rows": 0, "signed_rows": 0, "rejected_rows": 0, "passports": 0, "by_reason": {}, "revoked": 0, "superseded": 0})
     );
     assert_eq!(std::fs::read_to_string(dir.path().join("out/passports.jsonl")).unwrap(), "");
 }

@@ -3,6 +3,7 @@
 //! and drops it afterwards, so runs never see each other's rows.
 
 use vaxpass::gate::SignedPassport;
+use vaxpass::ledger::{CoveredDose, LedgerChange, LedgerDose, PassportStatus};
 use vaxpass::store::{self, BatchRecord, Store};
 
 use crate::util::tempdir;
@@ -52,6 +53,10 @@ fn passport(uvci: &str, hc1: &str) -> SignedPassport {
         claim_code: "ABCDEFGHJK".into(),
         id_hash: vec![1; 32],
         claim_hash: vec![2; 32],
+        person_hash: vec![],
+        holder_hash: vec![],
+        content_hash: vec![],
+        covered: vec![],
     }
 }
 
@@ -84,6 +89,70 @@ fn store_contract(mut s: Box<dyn Store>) {
     s.save_batch(&batch, 2).unwrap();
     assert_eq!(s.batch("b1").unwrap(), Some(batch));
     assert_eq!(s.batch("b2").unwrap(), None);
+    ledger_contract(s.as_mut());
+}
+
+fn dose(id: &str, person: u8, date: &str) -> LedgerDose {
+    LedgerDose {
+        record_id: id.into(),
+        person: vec![person; 16],
+        facility_code: "01001".into(),
+        dose: vaxpass::ledger::parse_dose(date, "EU/1/20/1528").unwrap(),
+    }
+}
+
+/// The ledger operations, the same on both backends.
+fn ledger_contract(s: &mut dyn Store) {
+    let (r1, r2) = (dose("R1", 1, "2021-08-01"), dose("R2", 1, "2021-10-01"));
+    let mut p = passport("URN:UVCI:01:VN:01001/L#1", "HC1:L");
+    p.person_hash = vec![1; 16];
+    p.holder_hash = vec![9; 16];
+    p.content_hash = vec![8; 16];
+    p.covered = vec![CoveredDose::of(&r1), CoveredDose::of(&r2)];
+    let sealed = [7u8; 40];
+    let change = LedgerChange {
+        run_id: "run1",
+        facility_code: "01001",
+        kid: "AAAAAAAAAAA=",
+        at: 10,
+        doses: vec![&r1, &r2],
+        persons: vec![(&[1u8; 16], &sealed)],
+        passports: vec![&p],
+        ..LedgerChange::default()
+    };
+    s.apply(&change).unwrap();
+    let mut got = s.ledger_by_record(&["R1", "R2", "R9"]).unwrap();
+    got.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+    assert_eq!(got, [r1.clone(), r2.clone()]);
+    assert_eq!(s.ledger_by_person(&[&[1u8; 16]]).unwrap().len(), 2);
+    assert_eq!(s.sealed_persons(&[&[1u8; 16]]).unwrap()[&vec![1u8; 16]], sealed);
+    let stored = s.passports_of_persons(&[&[1u8; 16]]).unwrap();
+    assert_eq!(stored.len(), 1);
+    let covered: Vec<&str> = stored[0].doses.iter().map(|d| d.record_id.as_str()).collect();
+    assert_eq!((stored[0].status, covered), (PassportStatus::Current, vec!["R1", "R2"]));
+    assert_eq!(s.persons_of_run("run1").unwrap(), [vec![1u8; 16]]);
+
+    // A correction moves R2 to person 2; the passport is revoked, R1 retracted by another run.
+    let moved = dose("R2", 2, "2021-10-01");
+    let change = LedgerChange {
+        run_id: "run2",
+        facility_code: "01001",
+        kid: "AAAAAAAAAAA=",
+        at: 11,
+        doses: vec![&moved],
+        retracted: vec![(&r1, "never given")],
+        fates: vec![("URN:UVCI:01:VN:01001/L#1", PassportStatus::Revoked)],
+        ..LedgerChange::default()
+    };
+    s.apply(&change).unwrap();
+    assert_eq!(s.ledger_by_record(&["R1", "R2"]).unwrap(), [moved]);
+    assert!(s.ledger_by_person(&[&[1u8; 16]]).unwrap().is_empty());
+    assert_eq!(s.retracted_by_run("run2").unwrap(), ["R1"]);
+    let changes = s.run_changes("run2").unwrap();
+    assert_eq!((changes.revoked.as_slice(), changes.superseded), (&["URN:UVCI:01:VN:01001/L#1".to_owned()][..], 0));
+    assert_eq!(s.passport_by_uvci("URN:UVCI:01:VN:01001/L#1").unwrap().unwrap().1, PassportStatus::Revoked);
+    let revoked = vaxpass::pki::revocation_hex("URN:UVCI:01:VN:01001/L#1");
+    assert!(s.revocations().unwrap().contains(&vaxpass::store::Revocation::Passport(revoked)));
 }
 
 #[test]
@@ -122,4 +191,59 @@ fn sign_into_postgres_is_idempotent() {
     let mut s = store::open(&db.url()).unwrap();
     let lines = String::from_utf8(first).unwrap().lines().count() as u64;
     assert_eq!(s.passport_count().unwrap(), lines);
+}
+
+/// The schema every database had before versions were recorded (today's `0001_initial.sql`).
+const V1_SCHEMA: &str = include_str!("../../src/store/migrations/0001_initial.sql");
+const V1_PASSPORT: &str = "INSERT INTO passports (uvci, id_hash, claim_hash, facility_code, kid, hc1, batch_id, signed_at) \
+     VALUES ('URN:UVCI:01:VN:01001/OLD#1', 'i', 'c', '01001', 'k', 'HC1:OLD', 'b', 1)";
+
+fn opens_a_v1_database_and_keeps_its_passports(mut s: Box<dyn Store>, token: &[u8]) {
+    assert_eq!(s.passport_count().unwrap(), 1);
+    let (hc1, status) = s.passport_by_uvci("URN:UVCI:01:VN:01001/OLD#1").unwrap().unwrap();
+    assert_eq!((hc1.as_str(), status), ("HC1:OLD", PassportStatus::Current));
+    // The ledger is there and works.
+    assert!(s.ledger_by_record(&["R1"]).unwrap().is_empty());
+    s.add_facility_token(token, "01001", 1, Some(100)).unwrap();
+    assert_eq!(s.facility_of_token(token, 99).unwrap().as_deref(), Some("01001"));
+    assert_eq!(s.facility_of_token(token, 100).unwrap(), None, "expired");
+}
+
+#[test]
+fn sqlite_migrates_a_database_made_before_schema_versions() {
+    let dir = tempdir();
+    let path = dir.path().join("v1.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(V1_SCHEMA).unwrap();
+        conn.execute_batch(V1_PASSPORT).unwrap();
+    }
+    let url = format!("sqlite://{}", path.display());
+    opens_a_v1_database_and_keeps_its_passports(store::open(&url).unwrap(), b"one");
+    // Opening again applies nothing twice.
+    opens_a_v1_database_and_keeps_its_passports(store::open(&url).unwrap(), b"two");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, i64::from(store::SCHEMA_VERSION));
+    // A database from a newer vaxpass is refused, not half-read.
+    conn.execute("INSERT INTO schema_version (version) VALUES (99)", []).unwrap();
+    drop(conn);
+    let err = store::open(&url).err().expect("refused").to_string();
+    assert!(err.contains("schema version 99") && err.contains("newer"), "{err}");
+}
+
+#[test]
+fn postgres_migrates_a_database_made_before_schema_versions() {
+    let db = TempDatabase::new();
+    {
+        let mut c = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
+        c.batch_execute(V1_SCHEMA).unwrap();
+        c.batch_execute(V1_PASSPORT).unwrap();
+    }
+    opens_a_v1_database_and_keeps_its_passports(store::open(&db.url()).unwrap(), b"one");
+    opens_a_v1_database_and_keeps_its_passports(store::open(&db.url()).unwrap(), b"two");
+    let mut c = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
+    c.batch_execute("INSERT INTO schema_version (version) VALUES (99)").unwrap();
+    let err = store::open(&db.url()).err().expect("refused").to_string();
+    assert!(err.contains("schema version 99"), "{err}");
 }
