@@ -13,6 +13,9 @@ use super::*;
 use crate::gate::{self, BatchSink, DoseReader, GateError, Registry, Rejection, SignedPassport, SigningFacility};
 use crate::pki::{Certificate, SigningKey};
 
+#[path = "tests_ledger.rs"]
+mod ledger;
+
 const ADMIN_TOKEN: &str = "test-admin-token";
 
 const REGISTRY: &str = "id_number,old_id,full_name,dob,sex
@@ -509,6 +512,16 @@ async fn authorization_matrix_covers_every_route() {
                 move |t| get_with(&batch, t)
             }),
             [StatusCode::UNAUTHORIZED, StatusCode::OK, StatusCode::NOT_FOUND, StatusCode::UNAUTHORIZED],
+        ),
+        (
+            "POST /api/v1/tokens/revoke",
+            Box::new(|t| post_json("/api/v1/tokens/revoke", &json!({"facility": "79001"}), t)),
+            [StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED, StatusCode::OK],
+        ),
+        (
+            "POST /api/v1/records/retract",
+            Box::new(|t| post_json("/api/v1/records/retract", &json!({"record_ids": ["NOPE"]}), t)),
+            [StatusCode::UNAUTHORIZED, StatusCode::OK, StatusCode::OK, StatusCode::OK],
         ),
         ("GET /healthz", Box::new(|t| get_with("/healthz", t)), [StatusCode::OK; 4]),
         ("GET /metrics", Box::new(|t| get_with("/metrics", t)), [StatusCode::OK; 4]),
