@@ -78,6 +78,10 @@ pub(super) struct SignArgs {
     /// The signing clock (`iat`, and what "now" means for the checks), RFC 3339; default: now.
     #[arg(long, value_name = "RFC3339", value_parser = super::parse_time)]
     at: Option<OffsetDateTime>,
+    /// Print `progress DONE TOTAL` on standard error after each committed chunk (for tests and
+    /// scripts that act on progress, such as the kill-and-resume tests).
+    #[arg(long, hide = true)]
+    progress_lines: bool,
     /// Print how long each phase took (loading the registry, reading and checking rows,
     /// grouping, signing and recording) to standard error.
     #[arg(long)]
@@ -169,6 +173,7 @@ struct FileSink {
     batch: BatchRecord,
     now: i64,
     bar: Option<indicatif::ProgressBar>,
+    progress_lines: bool,
 }
 
 pub(super) fn sink_error(e: impl std::fmt::Display) -> GateError {
@@ -242,6 +247,9 @@ impl BatchSink for FileSink {
     }
 
     fn progress(&mut self, done: u64, total: u64) {
+        if self.progress_lines {
+            eprintln!("progress {done} {total}");
+        }
         if let Some(bar) = &self.bar {
             bar.set_length(total);
             bar.set_position(done);
@@ -316,7 +324,8 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
         store: store::open(&args.db).with_context(|| format!("opening the database {}", args.db))?,
         batch,
         now: now.unix_timestamp(),
-        bar: std::io::stderr().is_terminal().then(|| indicatif::ProgressBar::new(0)),
+        bar: (std::io::stderr().is_terminal() && !args.progress_lines).then(|| indicatif::ProgressBar::new(0)),
+        progress_lines: args.progress_lines,
     };
     let summary = gate::run(reader, registry.as_ref(), &facility, &mut sink)?;
     if let Some(bar) = &sink.bar {

@@ -77,7 +77,7 @@ impl World {
             secret: DerivationKey::new(&[7; 32]),
             issuer: "Ministry of Health Viet Nam".into(),
             include_history: true,
-            now: datetime!(2026-01-10 00:00 UTC),
+            now: datetime!(2027-01-10 00:00 UTC),
             persons_per_commit: 2,
         }
     }

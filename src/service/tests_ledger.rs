@@ -59,7 +59,8 @@ async fn tokens_expire_and_are_revoked_on_their_own() {
 async fn a_facility_learns_initials_and_a_birth_year_of_a_stranger_not_the_registry_entry() {
     let f = fixture(|c| c.registry = Some(registry_file()));
     let a = facility_token(&f.state, "01001");
-    let probe = "record_id,facility_code,id_number,full_name,dob,sex,nationality,phone,vaccine,lot,dose_number,vaccination_date
+    let probe =
+        "record_id,facility_code,id_number,full_name,dob,sex,nationality,phone,vaccine,lot,dose_number,vaccination_date
 P1,01001,001090000123,Lê Văn Khác,02/05/1990,Nam,,,Pfizer,,,2022-02-01
 P2,01001,001090000123,Nguyễn Văn An,03/05/1990,Nam,,,Pfizer,,,2022-02-01
 ";
@@ -68,8 +69,14 @@ P2,01001,001090000123,Nguyễn Văn An,03/05/1990,Nam,,,Pfizer,,,2022-02-01
     let done = finished(&f.state, &id, &a).await;
     let rejected = done["rejected"].as_array().unwrap();
     let by_id = |id: &str| rejected.iter().find(|r| r["record_id"] == id).unwrap().clone();
-    assert_eq!((by_id("P1")["reason"].as_str(), by_id("P1")["suggestion"].as_str()), (Some("NAME_MISMATCH"), Some("N. V. A.")));
-    assert_eq!((by_id("P2")["reason"].as_str(), by_id("P2")["suggestion"].as_str()), (Some("DOB_MISMATCH"), Some("1990")));
+    assert_eq!(
+        (by_id("P1")["reason"].as_str(), by_id("P1")["suggestion"].as_str()),
+        (Some("NAME_MISMATCH"), Some("N. V. A."))
+    );
+    assert_eq!(
+        (by_id("P2")["reason"].as_str(), by_id("P2")["suggestion"].as_str()),
+        (Some("DOB_MISMATCH"), Some("1990"))
+    );
     assert!(!body_text(&done).contains("Nguyễn"), "no registry name in the answer");
 }
 
@@ -106,7 +113,10 @@ async fn retraction_revokes_reissues_and_answers_unknown_for_foreign_records() {
     assert_eq!(verify(&f.state, &an.hc1).await["reason"], "REVOKED");
     let (_, found) = lookup(&f.state, "001090000123", "1990-05-02", &f.state.inner.secret.claim_code(&reissued)).await;
     assert_eq!(found["passports"].as_array().unwrap().len(), 1);
-    assert_eq!((found["passports"][0]["uvci"].as_str(), &found["passports"][0]["current"]), (Some(reissued.as_str()), &json!(true)));
+    assert_eq!(
+        (found["passports"][0]["uvci"].as_str(), &found["passports"][0]["current"]),
+        (Some(reissued.as_str()), &json!(true))
+    );
     let (hc1, _) = f.state.with_store_blocking(move |s| s.passport_by_uvci(&reissued)).unwrap().unwrap();
     let claims = crate::passport::decode(&hc1).unwrap().claims().unwrap();
     assert_eq!(claims.dcc["v"][0]["dn"], 1, "one dose left");
