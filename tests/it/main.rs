@@ -9,6 +9,7 @@ mod pki_hierarchy;
 mod render_cli;
 mod service_instances;
 mod sign_batch;
+mod sign_ledger;
 mod sign_resume;
 mod sign_truth;
 mod store_postgres;

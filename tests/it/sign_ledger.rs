@@ -1,0 +1,111 @@
+//! The dose ledger through the real binary (SPEC §8.1–8.3): a follow-up batch, a correction,
+//! a retraction, and what each writes.
+
+use std::path::Path;
+
+use crate::sign_batch::{facility_args, sqlite_in};
+use crate::util::{Vaxpass, tempdir};
+
+const REGISTRY: &str = "id_number,old_id,full_name,dob,sex
+001090000123,,Nguyễn Văn An,1990-05-02,M
+001185000456,,Trần Thị Bình,1985-01-01,F
+";
+const HEADER: &str =
+    "record_id,facility_code,id_number,full_name,dob,sex,nationality,phone,vaccine,lot,dose_number,vaccination_date\n";
+const AT: &str = "2027-01-10T00:00:00Z";
+
+fn sign(dir: &Path, name: &str, rows: &str) -> serde_json::Value {
+    std::fs::write(dir.join(format!("{name}.csv")), format!("{HEADER}{rows}")).unwrap();
+    let out = Vaxpass::new(["sign", "--json", "--at", AT])
+        .args(facility_args())
+        .arg("--input")
+        .arg(dir.join(format!("{name}.csv")))
+        .arg("--registry")
+        .arg(dir.join("registry.csv"))
+        .arg("--out")
+        .arg(dir.join(name))
+        .arg("--db")
+        .arg(sqlite_in(dir))
+        .arg("--secret")
+        .arg(dir.join("secret"))
+        .succeeds();
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn passports(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("passports.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn retract(dir: &Path, name: &str, ids: &[&str]) -> crate::util::Output {
+    let mut v = Vaxpass::new(["retract", "--json", "--at", AT, "--reason", "never given"]).args(facility_args());
+    for id in ids {
+        v = v.arg("--record-id").arg(id);
+    }
+    v.arg("--out").arg(dir.join(name)).arg("--db").arg(sqlite_in(dir)).arg("--secret").arg(dir.join("secret")).run()
+}
+
+#[test]
+fn follow_up_correction_and_retraction_keep_passports_true() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("registry.csv"), REGISTRY).unwrap();
+    let week1 = "R1,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,AstraZeneca,,,2021-07-01
+R2,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,AstraZeneca,,,2021-09-20
+R3,01001,001185000456,Trần Thị Bình,01/01/1985,Nữ,,,Pfizer,,,2021-08-01
+";
+    let s = sign(d, "week1", week1);
+    assert_eq!((s["passports"].as_u64(), s["revoked"].as_u64(), s["superseded"].as_u64()), (Some(2), Some(0), Some(0)));
+    let first = passports(&d.join("week1"));
+    let an_1 = first.iter().find(|p| p["id_number"] == "001090000123").unwrap()["uvci"].as_str().unwrap().to_owned();
+
+    // A booster only: the passport carries the whole series; the old one stays valid.
+    let s = sign(d, "week2", "R4,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,Pfizer,,,2022-01-15\n");
+    assert_eq!((s["input_rows"].as_u64(), s["signed_rows"].as_u64()), (Some(1), Some(1)));
+    assert_eq!((s["revoked"].as_u64(), s["superseded"].as_u64()), (Some(0), Some(1)));
+    let an_2 = &passports(&d.join("week2"))[0];
+    assert_eq!(an_2["record_ids"], serde_json::json!(["R1", "R2", "R4"]));
+    assert_eq!(std::fs::read_to_string(d.join("week2/revoked.csv")).unwrap(), "uvci,reason\n");
+
+    // A corrected date: the passport that carried the wrong one is revoked.
+    let s = sign(d, "week3", "R2,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,AstraZeneca,,,2021-09-21\n");
+    assert_eq!(
+        (s["revoked"].as_u64(), s["superseded"].as_u64()),
+        (Some(2), Some(0)),
+        "the week 1 and week 2 passports"
+    );
+    let revoked = std::fs::read_to_string(d.join("week3/revoked.csv")).unwrap();
+    assert!(revoked.contains(&format!("{an_1},corrected")), "{revoked}");
+    assert!(revoked.contains(&format!("{},corrected", an_2["uvci"].as_str().unwrap())), "{revoked}");
+
+    // Retraction: R4 was never given.
+    let out = retract(d, "retract1", &["R4", "NOPE"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let answer: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!((answer["retracted"].as_u64(), &answer["unknown"]), (Some(1), &serde_json::json!(["NOPE"])));
+    assert_eq!(answer["revoked"].as_array().unwrap().len(), 1);
+    let reissued = passports(&d.join("retract1"));
+    assert_eq!(reissued.len(), 1);
+    assert_eq!(reissued[0]["record_ids"], serde_json::json!(["R1", "R2"]));
+    assert_eq!(answer["reissued"], serde_json::json!([reissued[0]["uvci"]]));
+    for name in ["passports.jsonl", "rejected.csv", "revoked.csv", "summary.json"] {
+        assert!(d.join("retract1").join(name).exists(), "{name}");
+    }
+
+    // Nothing to retract: exit 0, and it says so.
+    let out = retract(d, "retract2", &["NOPE"]);
+    assert_eq!(out.code, Some(0));
+    let out = Vaxpass::new(["retract", "--at", AT, "--record-id", "NOPE"])
+        .args(facility_args())
+        .arg("--out")
+        .arg(d.join("retract3"))
+        .arg("--db")
+        .arg(sqlite_in(d))
+        .arg("--secret")
+        .arg(d.join("secret"))
+        .succeeds();
+    assert!(out.stdout.starts_with("nothing retracted"), "{}", out.stdout);
+}
