@@ -81,6 +81,9 @@ pub struct Certificate {
     pub subject: String,
     /// The facility code (`serialNumber` attribute, PPNNN) of a vaxpass facility DSC.
     pub facility_code: Option<String>,
+    /// The province code (PP) of a provincial CA, from the `… - Provincial CA PP` common name
+    /// that `vaxpass pki issue-ca` writes; `None` for any other certificate.
+    pub province: Option<String>,
     /// Validity in Unix seconds; `None` for a certificate read by the tolerant fallback.
     pub validity: Option<(i64, i64)>,
     /// basicConstraints CA flag.
@@ -132,6 +135,12 @@ impl Certificate {
             .find_map(|a| a.as_str().ok())
             .filter(|s| crate::provinces::is_facility_code(s))
             .map(str::to_owned);
+        let province = x
+            .subject()
+            .iter_common_name()
+            .find_map(|a| a.as_str().ok())
+            .and_then(province_of_ca_name)
+            .map(str::to_owned);
         let bc = x.basic_constraints().ok().flatten().map(|e| (e.value.ca, e.value.path_len_constraint));
         let ekus = x.extended_key_usage().ok().flatten().map(|e| {
             let v = e.value;
@@ -146,6 +155,7 @@ impl Certificate {
             kid: Kid::of(der),
             subject: x.subject().to_string(),
             facility_code,
+            province: province.filter(|_| bc.is_some_and(|b| b.0)),
             validity: Some((x.validity().not_before.timestamp(), x.validity().not_after.timestamp())),
             is_ca: bc.is_some_and(|b| b.0),
             path_len: bc.and_then(|b| b.1),
@@ -172,6 +182,7 @@ impl Certificate {
             kid: Kid::of(der),
             subject: String::new(),
             facility_code: None,
+            province: None,
             validity: None,
             is_ca: false,
             path_len: None,
@@ -192,6 +203,12 @@ impl Certificate {
         let config = ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF);
         ::pem::encode_config(&::pem::Pem::new("CERTIFICATE", self.der.clone()), config)
     }
+}
+
+/// The province code at the end of a provincial CA's common name (`… - Provincial CA 01`).
+fn province_of_ca_name(cn: &str) -> Option<&str> {
+    let code = cn.rsplit_once(" - Provincial CA ")?.1;
+    crate::provinces::province_name(code).map(|_| code)
 }
 
 fn signer_key(alg: &str, param: Option<&str>, bits: &[u8]) -> SignerKey {
