@@ -241,7 +241,7 @@ pub fn open(
         return Err(BundleError::Chain("the signer is not a trust-list signer (document-signing EKU)".into()));
     }
     super::check_validity(&signer, at).map_err(|e| BundleError::Chain(e.to_string()))?;
-    chain.validate_chain(index, at).map_err(|e| BundleError::Chain(e.to_string()))?;
+    chain.validate_signer(index, at).map_err(|e| BundleError::Chain(e.to_string()))?;
     let SignerKey::EcP256(point) = &signer.key else { return Err(BundleError::Signature) };
     ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point)
         .verify(&bytes, &signature)

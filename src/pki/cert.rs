@@ -145,9 +145,18 @@ impl Certificate {
         let ekus = x.extended_key_usage().ok().flatten().map(|e| {
             let v = e.value;
             let mut list: Vec<String> = v.other.iter().map(|o| o.to_id_string()).collect();
-            if v.any {
-                list.push("2.5.29.37.0".into());
-            }
+            // x509-parser reports the purposes it knows as flags, not in `other`; without
+            // them a TLS server certificate looked like one with no EKU at all.
+            let known = [
+                (v.any, "2.5.29.37.0"),
+                (v.server_auth, "1.3.6.1.5.5.7.3.1"),
+                (v.client_auth, "1.3.6.1.5.5.7.3.2"),
+                (v.code_signing, "1.3.6.1.5.5.7.3.3"),
+                (v.email_protection, "1.3.6.1.5.5.7.3.4"),
+                (v.time_stamping, "1.3.6.1.5.5.7.3.8"),
+                (v.ocsp_signing, "1.3.6.1.5.5.7.3.9"),
+            ];
+            list.extend(known.iter().filter(|(set, _)| *set).map(|(_, oid)| (*oid).to_owned()));
             list
         });
         Certificate {

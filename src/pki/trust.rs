@@ -201,11 +201,10 @@ impl TrustStore {
         self.validations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Validates the path of signer `index` at `at` (Unix seconds) as a passport signer,
-    /// reusing an earlier result while `at` lies in every certificate's validity. Pinned
-    /// signers need no path (the EU model); a chained one must also be a facility DSC
-    /// ([`super::check_passport_signer`]): a TLS or trust-list certificate under the root
-    /// chains, but never signs passports.
+    /// Validates the path of signer `index` at `at` (Unix seconds), reusing an earlier result
+    /// while `at` lies in every certificate's validity. Pinned signers need no path. Whether
+    /// a chained signer may sign passports is [`super::check_passport_signer`]'s business (the
+    /// trust-list signer chains the same way).
     pub fn validate_signer(&self, index: usize, at: i64) -> Result<Arc<ValidatedPath>, ChainError> {
         let signer =
             self.signers.get(index).ok_or_else(|| ChainError::ChainInvalid { detail: "unknown signer".into() })?;
@@ -216,15 +215,6 @@ impl TrustStore {
                 valid_until: signer.cert.validity.map_or(i64::MAX, |v| v.1),
             }));
         }
-        super::check_passport_signer(&signer.cert)?;
-        self.validate_chain(index, at)
-    }
-
-    /// Validates the path of chained signer `index` at `at`, without the passport-signer
-    /// policy (for the trust-list signer), with the same cache.
-    pub(crate) fn validate_chain(&self, index: usize, at: i64) -> Result<Arc<ValidatedPath>, ChainError> {
-        let signer =
-            self.signers.get(index).ok_or_else(|| ChainError::ChainInvalid { detail: "unknown signer".into() })?;
         if let Some(hit) = self.cache.read().ok().and_then(|c| c.get(&index).cloned())
             && hit.valid_from <= at
             && at <= hit.valid_until
