@@ -26,9 +26,10 @@ pub(super) struct VerifyArgs {
     /// for foreign passports); DER or PEM. Repeatable.
     #[arg(long = "trust-cert", value_name = "FILE")]
     trust_cert: Vec<PathBuf>,
-    /// A signed trust list downloaded from GET /api/v1/trust-list: its signer must chain to a
-    /// root given with --trust; its DSCs and revocations are then used. A version older than
-    /// one already used is refused (see --state-dir).
+    /// A signed trust list downloaded from GET /api/v1/trust-list: its signer and every
+    /// certificate it carries must chain to a root given with --trust (it cannot add roots);
+    /// its DSCs and revocations are then used. A list older than --trust-list-max-age, dated
+    /// in the future, or older than one already used (see --state-dir) is refused.
     #[arg(long = "trust-list", value_name = "FILE")]
     trust_list: Option<PathBuf>,
     /// The oldest trust list accepted, as N followed by s, m, h or d (default 3d); a list
