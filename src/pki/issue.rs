@@ -74,6 +74,9 @@ pub enum IssueError {
         /// The issuer's province.
         province: String,
     },
+    /// Only the Ministry root certifies provincial CAs (they have pathLen 0).
+    #[error("only the Ministry root (a self-issued CA) issues provincial CAs")]
+    NotRoot,
     /// Only the root or a provincial CA certifies facilities.
     #[error("the issuer is neither the Ministry root nor a provincial CA (\"… - Provincial CA PP\")")]
     NotAFacilityIssuer,
@@ -205,6 +208,9 @@ pub fn init_root(cn: &str, days: u32, now: OffsetDateTime) -> Result<Issued, Iss
 /// A provincial CA (Sở Y tế) under the root: CA with pathLen 0.
 pub fn issue_ca(issuer: &CaFiles, province: &str, days: u32, now: OffsetDateTime) -> Result<Issued, IssueError> {
     check_days(days, 36525)?;
+    if !issuer.cert.self_issued {
+        return Err(IssueError::NotRoot);
+    }
     let name = province_name(province).ok_or_else(|| IssueError::Province(province.to_owned()))?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, format!("Sở Y tế {name} - Provincial CA {province}"));

@@ -484,8 +484,16 @@ fn provincial_ca_issues_only_its_province_and_duplicate_codes_need_a_flag() {
         .fails();
     assert!(line.contains("cannot certify facility 79100"), "{line}");
     assert!(!station.join("cert.pem").exists());
-    // The Ministry root may certify any province.
+    // The Ministry root may certify any province; a provincial CA issues no CA.
     issue(&root, "79001", &out).succeeds();
+    let line = Vaxpass::new(["pki", "issue-ca", "--issuer-key"])
+        .arg(ca.join("key.pem"))
+        .arg("--issuer-cert")
+        .arg(ca.join("cert.pem"))
+        .args(["--province", "79", "--out"])
+        .arg(tmp.path().join("ca-79"))
+        .fails();
+    assert!(line.contains("only the Ministry root"), "{line}");
 
     // A second valid certificate for 01002 needs --allow-duplicate-code.
     issue(&ca, "01002", &tmp.path().join("a")).succeeds();
