@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
-use crate::pki::{self as lib, CaFiles};
+use crate::pki::{self as lib, CaFiles, Certificate, IssuedLog};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum PkiCommand {
@@ -62,6 +62,8 @@ pub(super) enum PkiCommand {
         /// Validity in days (at most 730, SPEC §2).
         #[arg(long, value_name = "N", default_value_t = lib::MAX_FACILITY_DAYS)]
         days: u32,
+        #[command(flatten)]
+        record: RecordArgs,
     },
     /// A facility creates its own key and a certificate signing request for the Ministry.
     #[command(
@@ -94,6 +96,8 @@ pub(super) enum PkiCommand {
         /// Validity in days (at most 730).
         #[arg(long, value_name = "N", default_value_t = lib::MAX_FACILITY_DAYS)]
         days: u32,
+        #[command(flatten)]
+        record: RecordArgs,
     },
 }
 
@@ -105,6 +109,41 @@ pub(super) struct IssuerArgs {
     /// The issuing CA's certificate (PEM or DER).
     #[arg(long, value_name = "C")]
     issuer_cert: PathBuf,
+}
+
+/// Where facility certificates are recorded, and the duplicate-code override.
+#[derive(Debug, Args)]
+pub(super) struct RecordArgs {
+    /// The issuer's record of issued facility certificates (JSON lines, appended to).
+    /// Default: issued.jsonl beside --issuer-cert.
+    #[arg(long = "issued-log", value_name = "FILE")]
+    issued_log: Option<PathBuf>,
+    /// Issue even if the facility code already has a valid certificate in the record (key
+    /// rollover; revoke the old one).
+    #[arg(long = "allow-duplicate-code")]
+    allow_duplicate_code: bool,
+}
+
+impl RecordArgs {
+    /// Opens the record and refuses a facility code that already has a valid certificate.
+    fn check(
+        &self,
+        issuer: &IssuerArgs,
+        cert_pem: &str,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<(IssuedLog, Certificate)> {
+        let path = self.issued_log.clone().unwrap_or_else(|| IssuedLog::beside(&issuer.issuer_cert));
+        let log = IssuedLog::open(&path)?;
+        let cert = lib::parse_certificates(cert_pem.as_bytes(), true)?
+            .into_iter()
+            .next()
+            .context("the issued certificate cannot be read back")?;
+        if !self.allow_duplicate_code {
+            let code = cert.facility_code.as_deref().unwrap_or_default();
+            log.check_code(code, now.unix_timestamp())?;
+        }
+        Ok((log, cert))
+    }
 }
 
 impl IssuerArgs {
@@ -131,9 +170,12 @@ pub(super) fn run(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
             let issued = lib::issue_ca(&issuer.load()?, &province, days, now)?;
             report(&lib::write_issued(&out, &issued)?)
         }
-        PkiCommand::IssueFacility { issuer, code, name, out, days } => {
+        PkiCommand::IssueFacility { issuer, code, name, out, days, record } => {
             let issued = lib::issue_facility(&issuer.load()?, &code, &name, days, now)?;
-            report(&lib::write_issued(&out, &issued)?)
+            let (mut log, cert) = record.check(&issuer, &issued.cert_pem, now)?;
+            let written = lib::write_issued(&out, &issued)?;
+            log.append(&cert)?;
+            report(&written)
         }
         PkiCommand::Csr { code, name, out } => {
             let (key, csr) = lib::make_csr(&code, &name)?;
@@ -145,9 +187,11 @@ pub(super) fn run(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
             lib::write_new_file(&csr_path, csr.as_bytes(), false)?;
             report(&[key_path, csr_path])
         }
-        PkiCommand::SignCsr { issuer, csr, out, days } => {
+        PkiCommand::SignCsr { issuer, csr, out, days, record } => {
             let issued = lib::sign_csr(&issuer.load()?, &csr, days, now)?;
+            let (mut log, cert) = record.check(&issuer, &issued.cert_pem, now)?;
             lib::write_new_file(&out, issued.cert_pem.as_bytes(), false)?;
+            log.append(&cert)?;
             report(&[out])
         }
     }

@@ -132,6 +132,7 @@ pub(super) fn load_signer(
     let facility_code = cert.facility_code.clone().with_context(|| {
         format!("{}: not a facility DSC (no serialNumber=PPNNN facility code)", args.cert.display())
     })?;
+    pki::check_passport_signer(&cert).map_err(|e| anyhow::anyhow!("{}: {e}", args.cert.display()))?;
     pki::check_validity(&cert, now.unix_timestamp()).map_err(|e| anyhow::anyhow!("{}: {e}", args.cert.display()))?;
     if let Some(chain) = args.chain {
         let certs = parse_certificates(&pki::read_file(chain)?, true)

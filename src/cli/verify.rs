@@ -26,11 +26,16 @@ pub(super) struct VerifyArgs {
     /// for foreign passports); DER or PEM. Repeatable.
     #[arg(long = "trust-cert", value_name = "FILE")]
     trust_cert: Vec<PathBuf>,
-    /// A signed trust list downloaded from GET /api/v1/trust-list: its signer must chain to a
-    /// root given with --trust; its DSCs and revocations are then used. A version older than
-    /// one already used is refused (see --state-dir).
+    /// A signed trust list downloaded from GET /api/v1/trust-list: its signer and every
+    /// certificate it carries must chain to a root given with --trust (it cannot add roots);
+    /// its DSCs and revocations are then used. A list older than --trust-list-max-age, dated
+    /// in the future, or older than one already used (see --state-dir) is refused.
     #[arg(long = "trust-list", value_name = "FILE")]
     trust_list: Option<PathBuf>,
+    /// The oldest trust list accepted, as N followed by s, m, h or d (default 3d); a list
+    /// dated more than 5 minutes after --at (or now) is refused too.
+    #[arg(long = "trust-list-max-age", value_name = "AGE", default_value = "3d", value_parser = parse_age)]
+    trust_list_max_age: i64,
     /// Where the highest trust-list version used is remembered.
     #[arg(long = "state-dir", value_name = "DIR", env = "VAXPASS_STATE_DIR")]
     state_dir: Option<PathBuf>,
@@ -59,15 +64,17 @@ pub(super) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Revocations::load(p)?,
         None => Revocations::default(),
     };
+    let at = args.at.unwrap_or_else(OffsetDateTime::now_utc);
     if let Some(list) = &args.trust_list {
-        let bundle = load_trust_list(list, args.state_dir.clone(), &trust)?;
+        let bundle =
+            load_trust_list(list, args.state_dir.clone(), &trust, at.unix_timestamp(), args.trust_list_max_age)?;
         trust.add_trusted(bundle.roots.into_iter().chain(bundle.intermediates).chain(bundle.dscs).collect());
         revocations.merge(&bundle.revocations);
     }
     let no_trust = trust.signers().is_empty();
     let verifier = Verifier::new(trust, revocations);
     let text = super::qr_text_arg(args.qr_text)?;
-    let verdict = verifier.verify(&text, args.at.unwrap_or_else(OffsetDateTime::now_utc));
+    let verdict = verifier.verify(&text, at);
     if args.json {
         let mut line = serde_json::to_vec(&verdict)?;
         line.push(b'\n');
@@ -82,17 +89,45 @@ pub(super) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     Ok(if verdict.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Opens a signed trust list against the roots already trusted, refusing a rollback, and
-/// remembers its version.
-fn load_trust_list(path: &Path, state_dir: Option<PathBuf>, trust: &TrustStore) -> anyhow::Result<TrustBundle> {
+/// `--trust-list-max-age`: `N` plus a unit (s, m, h, d), at most a year.
+fn parse_age(s: &str) -> Result<i64, String> {
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err("expected N followed by s, m, h or d (e.g. 72h, 3d)".into()),
+    };
+    let n: i64 = n.parse().map_err(|_| "expected N followed by s, m, h or d (e.g. 72h, 3d)".to_owned())?;
+    match n.checked_mul(scale) {
+        Some(secs) if (1..=366 * 86_400).contains(&secs) => Ok(secs),
+        _ => Err("must be between 1 s and 366 d".into()),
+    }
+}
+
+/// Opens a signed trust list at `at` against the roots already trusted, refusing a stale or
+/// future list and a rollback, and remembers its version.
+fn load_trust_list(
+    path: &Path,
+    state_dir: Option<PathBuf>,
+    trust: &TrustStore,
+    at: i64,
+    max_age: i64,
+) -> anyhow::Result<TrustBundle> {
     let state_dir = state_dir
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/vaxpass")))
         .unwrap_or_else(|| PathBuf::from(".vaxpass-state"));
     let state = state_dir.join("trust-list-version");
     let have = std::fs::read_to_string(&state).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    // Versions are bounded by issue times now; a remembered one beyond the clock can only
+    // come from a list accepted before that bound (2^64-1 pinned devices), so it is dropped
+    // and overwritten by the next list rather than refusing every list for ever.
+    let limit = u64::try_from(at.saturating_add(bundle::MAX_CLOCK_SKEW_SECS)).unwrap_or(0);
+    let have = have.filter(|&h| h <= limit);
     let bytes = crate::pki::read_file(path)?;
-    let bundle = bundle::open(&bytes, trust, OffsetDateTime::now_utc().unix_timestamp(), have)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let bundle =
+        bundle::open(&bytes, trust, at, have, max_age).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if have.is_none_or(|h| bundle.version > h) {
         std::fs::create_dir_all(&state_dir).with_context(|| format!("{}: cannot create", state_dir.display()))?;
         std::fs::write(&state, format!("{}\n", bundle.version))

@@ -81,6 +81,9 @@ pub struct Certificate {
     pub subject: String,
     /// The facility code (`serialNumber` attribute, PPNNN) of a vaxpass facility DSC.
     pub facility_code: Option<String>,
+    /// The province code (PP) of a provincial CA, from the `… - Provincial CA PP` common name
+    /// that `vaxpass pki issue-ca` writes; `None` for any other certificate.
+    pub province: Option<String>,
     /// Validity in Unix seconds; `None` for a certificate read by the tolerant fallback.
     pub validity: Option<(i64, i64)>,
     /// basicConstraints CA flag.
@@ -132,13 +135,28 @@ impl Certificate {
             .find_map(|a| a.as_str().ok())
             .filter(|s| crate::provinces::is_facility_code(s))
             .map(str::to_owned);
+        let province = x
+            .subject()
+            .iter_common_name()
+            .find_map(|a| a.as_str().ok())
+            .and_then(province_of_ca_name)
+            .map(str::to_owned);
         let bc = x.basic_constraints().ok().flatten().map(|e| (e.value.ca, e.value.path_len_constraint));
         let ekus = x.extended_key_usage().ok().flatten().map(|e| {
             let v = e.value;
             let mut list: Vec<String> = v.other.iter().map(|o| o.to_id_string()).collect();
-            if v.any {
-                list.push("2.5.29.37.0".into());
-            }
+            // x509-parser reports the purposes it knows as flags, not in `other`; without
+            // them a TLS server certificate looked like one with no EKU at all.
+            let known = [
+                (v.any, "2.5.29.37.0"),
+                (v.server_auth, "1.3.6.1.5.5.7.3.1"),
+                (v.client_auth, "1.3.6.1.5.5.7.3.2"),
+                (v.code_signing, "1.3.6.1.5.5.7.3.3"),
+                (v.email_protection, "1.3.6.1.5.5.7.3.4"),
+                (v.time_stamping, "1.3.6.1.5.5.7.3.8"),
+                (v.ocsp_signing, "1.3.6.1.5.5.7.3.9"),
+            ];
+            list.extend(known.iter().filter(|(set, _)| *set).map(|(_, oid)| (*oid).to_owned()));
             list
         });
         Certificate {
@@ -146,6 +164,7 @@ impl Certificate {
             kid: Kid::of(der),
             subject: x.subject().to_string(),
             facility_code,
+            province: province.filter(|_| bc.is_some_and(|b| b.0)),
             validity: Some((x.validity().not_before.timestamp(), x.validity().not_after.timestamp())),
             is_ca: bc.is_some_and(|b| b.0),
             path_len: bc.and_then(|b| b.1),
@@ -172,6 +191,7 @@ impl Certificate {
             kid: Kid::of(der),
             subject: String::new(),
             facility_code: None,
+            province: None,
             validity: None,
             is_ca: false,
             path_len: None,
@@ -192,6 +212,12 @@ impl Certificate {
         let config = ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF);
         ::pem::encode_config(&::pem::Pem::new("CERTIFICATE", self.der.clone()), config)
     }
+}
+
+/// The province code at the end of a provincial CA's common name (`… - Provincial CA 01`).
+fn province_of_ca_name(cn: &str) -> Option<&str> {
+    let code = cn.rsplit_once(" - Provincial CA ")?.1;
+    crate::provinces::province_name(code).map(|_| code)
 }
 
 fn signer_key(alg: &str, param: Option<&str>, bits: &[u8]) -> SignerKey {

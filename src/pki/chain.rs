@@ -80,6 +80,11 @@ impl PathSet {
                 on_path.push(c);
             }
         }
+        // A provincial CA certifies only its own province's facilities (issue #8 item 16);
+        // webpki yields the DSC's issuer first. The root may certify any province.
+        if let (Some(code), Some(issuer)) = (&dsc.facility_code, on_path.get(1)) {
+            super::policy::check_issuer_province(code, issuer)?;
+        }
         let anchor_index = self.anchors.iter().position(|a| std::ptr::eq(a, path.anchor()));
         if let Some(root) = anchor_index.and_then(|i| anchors.get(i)) {
             // webpki does not check a trust anchor's own validity; a Ministry root that has

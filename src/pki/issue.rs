@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, CustomExtension, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use ring::rand::SecureRandom as _;
 use time::{Duration, OffsetDateTime};
 
 use super::cert::{Certificate, parse_certificates};
+use super::der::{DerError, check_strict};
 use super::keys::{FileError, pkcs8_from_pem, read_file};
 use super::policy::EKU_VACCINATION_ARCS;
 use crate::provinces::{is_facility_code, province_name};
@@ -24,7 +25,10 @@ pub const DEFAULT_CA_DAYS: u32 = 3652;
 /// Default root common name.
 pub const DEFAULT_ROOT_CN: &str = "Bộ Y tế Việt Nam - Ministry of Health Viet Nam Root CA";
 
+/// Largest CSR file read.
+const MAX_CSR_BYTES: usize = 64 * 1024;
 const OID_SERIAL_NUMBER: [u64; 4] = [2, 5, 4, 5];
+const OID_BASIC_CONSTRAINTS: [u64; 4] = [2, 5, 29, 19];
 const ORGANIZATION: &str = "Bộ Y tế - Ministry of Health";
 
 /// Why something could not be issued.
@@ -51,8 +55,36 @@ pub enum IssueError {
     #[error("the facility name is empty")]
     EmptyName,
     /// The certificate could not be built or signed.
-    #[error("cannot issue the certificate: {0}")]
+    #[error("cannot issue the certificate")]
     Rcgen(#[from] rcgen::Error),
+    /// What would be written is not strict DER (SPEC §10); nothing is written.
+    #[error("the issued {what} is not strict DER")]
+    NotStrictDer {
+        /// "certificate" or "certificate signing request".
+        what: &'static str,
+        /// The rule broken.
+        #[source]
+        source: DerError,
+    },
+    /// A provincial CA may only certify its own province's facilities (issue #8 item 16).
+    #[error("the issuer is the provincial CA of province {province}: it cannot certify facility {code}")]
+    OutsideProvince {
+        /// The requested facility code.
+        code: String,
+        /// The issuer's province.
+        province: String,
+    },
+    /// Only the Ministry root certifies provincial CAs (they have pathLen 0).
+    #[error("only the Ministry root (a self-issued CA) issues provincial CAs")]
+    NotRoot,
+    /// Only the root or a provincial CA certifies facilities.
+    #[error("the issuer is neither the Ministry root nor a provincial CA (\"… - Provincial CA PP\")")]
+    NotAFacilityIssuer,
+}
+
+/// Refuses an encoding strict parsers would refuse (SPEC §10).
+fn strict(der: &[u8], what: &'static str) -> Result<(), IssueError> {
+    check_strict(der).map_err(|source| IssueError::NotStrictDer { what, source })
 }
 
 /// Newly issued files, as PEM text.
@@ -151,6 +183,7 @@ fn finish(params: &CertificateParams, key: KeyPair, issuer: Option<&CaFiles>) ->
         Some(ca) => params.signed_by(&key, &ca.issuer()?)?,
         None => params.self_signed(&key)?,
     };
+    strict(cert.der(), "certificate")?;
     let cert_pem = cert.pem();
     Ok(Issued {
         key_pem: Some(key.serialize_pem()),
@@ -175,6 +208,9 @@ pub fn init_root(cn: &str, days: u32, now: OffsetDateTime) -> Result<Issued, Iss
 /// A provincial CA (Sở Y tế) under the root: CA with pathLen 0.
 pub fn issue_ca(issuer: &CaFiles, province: &str, days: u32, now: OffsetDateTime) -> Result<Issued, IssueError> {
     check_days(days, 36525)?;
+    if !issuer.cert.self_issued {
+        return Err(IssueError::NotRoot);
+    }
     let name = province_name(province).ok_or_else(|| IssueError::Province(province.to_owned()))?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, format!("Sở Y tế {name} - Provincial CA {province}"));
@@ -201,8 +237,19 @@ fn facility_dn(code: &str, name: &str) -> Result<DistinguishedName, IssueError> 
     Ok(dn)
 }
 
+/// `basicConstraints` of an end entity in strict DER: the empty SEQUENCE (cA FALSE is the
+/// DEFAULT, which DER forbids encoding). rcgen's `IsCa::ExplicitNoCa` wrote `cA FALSE`, and
+/// Python `cryptography` refused every facility DSC. Kept (rather than left out) so that the
+/// certificate says "end entity" explicitly, as EU DSCs do; critical, as rcgen wrote it.
+fn end_entity(p: &mut CertificateParams) {
+    p.is_ca = IsCa::NoCa;
+    let mut bc = CustomExtension::from_oid_content(&OID_BASIC_CONSTRAINTS, vec![0x30, 0x00]);
+    bc.set_criticality(true);
+    p.custom_extensions.push(bc);
+}
+
 fn facility_profile(p: &mut CertificateParams) {
-    p.is_ca = IsCa::ExplicitNoCa;
+    end_entity(p);
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::Other(EKU_VACCINATION_ARCS.to_vec())];
 }
@@ -217,9 +264,24 @@ pub fn issue_facility(
     now: OffsetDateTime,
 ) -> Result<Issued, IssueError> {
     check_days(days, MAX_FACILITY_DAYS)?;
-    let mut p = base_params(facility_dn(code, name)?, days, now, Some(issuer));
+    let dn = facility_dn(code, name)?;
+    check_facility_issuer(issuer, code)?;
+    let mut p = base_params(dn, days, now, Some(issuer));
     facility_profile(&mut p);
     finish(&p, KeyPair::generate()?, Some(issuer))
+}
+
+/// A facility certificate's issuer: the Ministry root (any province) or a provincial CA (its
+/// own province only, issue #8 item 16).
+fn check_facility_issuer(issuer: &CaFiles, code: &str) -> Result<(), IssueError> {
+    let ca = &issuer.cert;
+    match &ca.province {
+        Some(p) if !code.starts_with(p.as_str()) => {
+            Err(IssueError::OutsideProvince { code: code.to_owned(), province: p.clone() })
+        }
+        None if !ca.self_issued => Err(IssueError::NotAFacilityIssuer),
+        _ => Ok(()),
+    }
 }
 
 /// A facility's own key and certificate signing request (the key never leaves the facility).
@@ -228,6 +290,7 @@ pub fn make_csr(code: &str, name: &str) -> Result<(String, String), IssueError> 
     p.distinguished_name = facility_dn(code, name)?;
     let key = KeyPair::generate()?;
     let csr = p.serialize_request(&key)?;
+    strict(csr.der(), "certificate signing request")?;
     Ok((key.serialize_pem(), csr.pem()?))
 }
 
@@ -236,6 +299,10 @@ pub fn make_csr(code: &str, name: &str) -> Result<(String, String), IssueError> 
 pub fn sign_csr(issuer: &CaFiles, csr_path: &Path, days: u32, now: OffsetDateTime) -> Result<Issued, IssueError> {
     check_days(days, MAX_FACILITY_DAYS)?;
     let bytes = read_file(csr_path)?;
+    // A P-256 CSR is ~450 bytes of PEM, an RSA-4096 one ~1.7 KB.
+    if bytes.len() > MAX_CSR_BYTES {
+        return Err(FileError::content(csr_path, format!("larger than {MAX_CSR_BYTES} bytes")).into());
+    }
     let text = std::str::from_utf8(&bytes).map_err(|_| FileError::content(csr_path, "not a PEM file"))?;
     let mut csr = CertificateSigningRequestParams::from_pem(text)
         .map_err(|e| FileError::content(csr_path, format!("not a valid certificate signing request ({e})")))?;
@@ -244,9 +311,11 @@ pub fn sign_csr(issuer: &CaFiles, csr_path: &Path, days: u32, now: OffsetDateTim
     facility_profile(&mut csr.params);
     let cert = csr.signed_by(&issuer.issuer()?)?;
     let parsed = Certificate::from_der_strict(cert.der()).map_err(|e| FileError::content(csr_path, e.to_string()))?;
-    if parsed.facility_code.is_none() {
+    let Some(code) = &parsed.facility_code else {
         return Err(FileError::content(csr_path, "subject has no facility code (serialNumber=PPNNN)").into());
-    }
+    };
+    check_facility_issuer(issuer, code)?;
+    strict(cert.der(), "certificate")?;
     let cert_pem = cert.pem();
     Ok(Issued { key_pem: None, chain_pem: Some(format!("{cert_pem}{}", issuer.cert_pem)), cert_pem })
 }
@@ -283,7 +352,7 @@ pub fn issue_trust_list_signer(issuer: &CaFiles, days: u32, now: OffsetDateTime)
     dn.push(DnType::OrganizationName, ORGANIZATION);
     dn.push(DnType::CountryName, "VN");
     let mut p = base_params(dn, days, now, Some(issuer));
-    p.is_ca = IsCa::ExplicitNoCa;
+    end_entity(&mut p);
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::Other(super::policy::EKU_DOCUMENT_SIGNING_ARCS.to_vec())];
     finish(&p, KeyPair::generate()?, Some(issuer))

@@ -5,7 +5,9 @@
 pub mod bundle;
 mod cert;
 mod chain;
+pub mod der;
 mod issue;
+mod issued;
 mod keys;
 pub mod policy;
 mod revocation;
@@ -17,7 +19,9 @@ pub use issue::{
     CaFiles, DEFAULT_CA_DAYS, DEFAULT_ROOT_CN, DEFAULT_ROOT_DAYS, IssueError, Issued, MAX_FACILITY_DAYS, init_root,
     issue_ca, issue_facility, issue_trust_list_signer, make_csr, sign_csr, write_issued,
 };
+pub use issued::{ISSUED_LOG_NAME, IssuedEntry, IssuedLog, IssuedLogError};
 pub use keys::{FileError, SignError, SigningKey, ensure_absent, read_file, write_new_file};
+pub use policy::{SignerPolicyError, check_issuer_province, check_passport_signer};
 pub(crate) use revocation::unhex32;
 pub use revocation::{Revocations, revocation_hex, uvci_hash};
 pub use trust::{MAX_KID_CANDIDATES, Signer, TrustStore};

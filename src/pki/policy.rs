@@ -56,6 +56,83 @@ pub fn may_sign_trust_list(ekus: Option<&[String]>) -> bool {
     ekus.iter().any(|o| o == EKU_DOCUMENT_SIGNING) && !ekus.iter().any(|o| purpose_of(o).is_some())
 }
 
+/// Purposes of other roles (RFC 5280 §4.2.1.12, RFC 9336): a certificate that names one of
+/// them is a TLS server or client, a code, OCSP or time-stamp signer, or the trust-list
+/// signer, and never signs passports, whatever other EKUs it carries.
+const FOREIGN_ROLE_EKUS: [(&str, &str); 6] = [
+    ("1.3.6.1.5.5.7.3.1", "TLS server authentication"),
+    ("1.3.6.1.5.5.7.3.2", "TLS client authentication"),
+    ("1.3.6.1.5.5.7.3.3", "code signing"),
+    ("1.3.6.1.5.5.7.3.8", "time stamping"),
+    ("1.3.6.1.5.5.7.3.9", "OCSP signing"),
+    (EKU_DOCUMENT_SIGNING, "document signing (the trust-list signer)"),
+];
+
+/// Why a certificate of the Ministry hierarchy may not sign passports (issue #8 items 11
+/// and 16).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignerPolicyError {
+    /// basicConstraints CA:true.
+    #[error("a CA certificate never signs passports")]
+    Ca,
+    /// No `serialNumber=PPNNN` in the subject.
+    #[error("not a facility DSC: the subject has no facility code (serialNumber=PPNNN)")]
+    NoFacilityCode,
+    /// An EKU of another role.
+    #[error("a certificate for {0} never signs passports")]
+    ForeignRole(&'static str),
+    /// A provincial CA certified a facility of another province.
+    #[error("facility {code} is outside province {province} of the CA that certified it")]
+    OutsideProvince {
+        /// The DSC's facility code.
+        code: String,
+        /// The issuing CA's province.
+        province: String,
+    },
+}
+
+impl From<SignerPolicyError> for super::ChainError {
+    /// An EKU of another role is `KEY_USAGE_MISMATCH` (what the EKU check reports for a DSC
+    /// whose EKUs exclude the passport's type); a signer outside the facility profile or its
+    /// CA's province is `CHAIN_INVALID`, as a name-constraint violation is in RFC 5280 path
+    /// validation.
+    fn from(e: SignerPolicyError) -> super::ChainError {
+        match e {
+            SignerPolicyError::ForeignRole(_) => super::ChainError::KeyUsageMismatch,
+            other => super::ChainError::ChainInvalid { detail: other.to_string() },
+        }
+    }
+}
+
+/// Whether a certificate of the Ministry hierarchy may sign passports: an end entity with a
+/// facility code in its subject and no EKU of another role. Run by `vaxpass sign` and the
+/// service before signing, and by the verifier on every chained (not pinned) signer; pinned
+/// foreign DSCs keep the EU model, where no facility code exists.
+pub fn check_passport_signer(cert: &super::Certificate) -> Result<(), SignerPolicyError> {
+    if cert.is_ca {
+        return Err(SignerPolicyError::Ca);
+    }
+    if let Some((_, role)) = cert.ekus.iter().flatten().find_map(|oid| FOREIGN_ROLE_EKUS.iter().find(|(o, _)| o == oid))
+    {
+        return Err(SignerPolicyError::ForeignRole(role));
+    }
+    if cert.facility_code.is_none() {
+        return Err(SignerPolicyError::NoFacilityCode);
+    }
+    Ok(())
+}
+
+/// Whether `issuer` may have certified the facility code `code`: a provincial CA only codes
+/// of its own province (`PP` prefix); the Ministry root (no province) any code.
+pub fn check_issuer_province(code: &str, issuer: &super::Certificate) -> Result<(), SignerPolicyError> {
+    match &issuer.province {
+        Some(p) if !code.starts_with(p.as_str()) => {
+            Err(SignerPolicyError::OutsideProvince { code: code.to_owned(), province: p.clone() })
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -202,7 +202,9 @@ impl TrustStore {
     }
 
     /// Validates the path of signer `index` at `at` (Unix seconds), reusing an earlier result
-    /// while `at` lies in every certificate's validity. Pinned signers need no path.
+    /// while `at` lies in every certificate's validity. Pinned signers need no path. Whether
+    /// a chained signer may sign passports is [`super::check_passport_signer`]'s business (the
+    /// trust-list signer chains the same way).
     pub fn validate_signer(&self, index: usize, at: i64) -> Result<Arc<ValidatedPath>, ChainError> {
         let signer =
             self.signers.get(index).ok_or_else(|| ChainError::ChainInvalid { detail: "unknown signer".into() })?;

@@ -34,7 +34,9 @@ async fn trust_list(State(state): State<AppState>) -> Result<impl IntoResponse, 
         issued_at,
         roots,
         intermediates,
-        dscs: trust.signers().iter().map(|s| s.cert.clone()).collect(),
+        // Pinned signers (foreign DSCs) do not chain to the Ministry root: devices refuse a
+        // list carrying them (issue #8 item 9), and they trust their own pins.
+        dscs: trust.signers().iter().filter(|s| !s.pinned).map(|s| s.cert.clone()).collect(),
         revocations,
     };
     let Some((key, cert_pem)) = &state.inner.list_signer else {

@@ -210,6 +210,11 @@ impl Verifier {
             let kind = passport::check_schema(&claims.dcc).map_err(|e| (ReasonCode::from(&e), e.to_string()))?;
             pki::check_validity(cert, at_secs).map_err(chain_failure)?;
             let path = self.trust.validate_signer(index, at_secs).map_err(chain_failure)?;
+            // Under the Ministry hierarchy only a facility DSC signs passports (issue #8 item
+            // 11); pinned foreign DSCs keep the EU model, without facility codes.
+            if !signer.pinned {
+                pki::check_passport_signer(cert).map_err(|e| chain_failure(e.into()))?;
+            }
             info.chain.clone_from(&path.subjects);
             if self.revocations.is_facility_revoked(&cert.kid) {
                 return Err(chain_failure(ChainError::SignerRevoked));

@@ -33,7 +33,7 @@ fn issue_hierarchy(code: &str) -> Hierarchy {
     let root = pki::init_root("Test Root", 7305, T0 - time::Duration::days(1)).unwrap();
     pki::write_issued(&d.join("root"), &root).unwrap();
     let root_ca = CaFiles::load(&d.join("root/key.pem"), &d.join("root/cert.pem")).unwrap();
-    let ca = pki::issue_ca(&root_ca, "01", 3652, T0 - time::Duration::days(1)).unwrap();
+    let ca = pki::issue_ca(&root_ca, &code[..2], 3652, T0 - time::Duration::days(1)).unwrap();
     pki::write_issued(&d.join("ca"), &ca).unwrap();
     let ca_files = CaFiles::load(&d.join("ca/key.pem"), &d.join("ca/cert.pem")).unwrap();
     let fac = pki::issue_facility(&ca_files, code, "Trạm Y tế", 730, T0).unwrap();

@@ -177,7 +177,7 @@ pub fn now() -> i64 {
 
 /// `iat`/`exp` for a passport whose signer's path is made of `chain`: iat an hour ago, but
 /// never before a minute after the latest notBefore (so `--at iat - 1` still finds every
-/// certificate valid); exp 30 days from now. keys-example is valid from 2026-11-22T02:10Z
+/// certificate valid); exp 30 days from now. keys-example is valid from 2026-11-30T16:28Z
 /// for two years, so these stay inside it.
 pub fn passport_times(chain: &[pki::Certificate]) -> (i64, i64) {
     let latest_not_before = chain.iter().filter_map(|c| c.validity).map(|(nb, _)| nb).max().unwrap_or(i64::MIN);
