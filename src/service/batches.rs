@@ -52,6 +52,8 @@ pub(super) fn facility_signer(state: &AppState, code: &str) -> Result<SigningFac
         return Err(ApiError::internal(format!("{}: key and certificate do not belong together", dir.display())));
     }
     crate::pki::check_validity(&cert, now.unix_timestamp()).map_err(|e| ApiError::Conflict(e.to_string()))?;
+    // Only a facility DSC signs passports (issue #8 item 11), whatever sits in its directory.
+    crate::pki::check_passport_signer(&cert).map_err(|e| ApiError::Conflict(format!("{}: {e}", dir.display())))?;
     // A revoked DSC signs nothing more here (its tokens were disabled with it; this also
     // covers a revocation made through another instance or before a token was created).
     if state.verifier().revocations().is_facility_revoked(&cert.kid) {
