@@ -385,7 +385,7 @@ pub fn retract(
         persons.push(PersonWork { holder, doses: rest, writes: Vec::new(), retracted, passports, hash: h });
     }
     let mut summary = Summary::default();
-    let (listed, _) = sign_and_record(Work { persons, links: Vec::new() }, facility, Some(reason), sink, &mut summary)?;
+    let (listed, _) = sign_and_record(Work { persons, links: Vec::new() }, facility, Some((reason, scope)), sink, &mut summary)?;
     Ok(Retraction {
         retracted: (target_ids.len() + done.iter().filter(|d| !target_ids.contains(d.as_str())).count()) as u64,
         revoked: summary.revoked_uvcis,
@@ -564,7 +564,7 @@ fn chunks(decided: &[Decided], links: &[(usize, usize)], size: usize) -> Vec<Vec
 pub(super) fn sign_and_record(
     work: Work,
     facility: &SigningFacility,
-    retract_reason: Option<&str>,
+    retraction: Option<(&str, RetractScope<'_>)>,
     sink: &mut dyn BatchSink,
     summary: &mut Summary,
 ) -> Result<(Vec<String>, std::time::Duration), GateError> {
@@ -574,7 +574,13 @@ pub(super) fn sign_and_record(
     let total = persons.len() as u64;
     let kid = facility.cert.kid.to_base64();
     let run_id = sink.run_id().to_owned();
-    let (facility_code, reason) = (facility.facility_code.clone(), retract_reason.unwrap_or(""));
+    let facility_code = facility.facility_code.clone();
+    let reason = retraction.map_or("", |r| r.0);
+    // The audit log names the ministry when it retracts, not the facility whose key re-signs.
+    let acting_for = match retraction {
+        Some((_, RetractScope::Ministry)) => Some("ministry"),
+        _ => None,
+    };
     let at = facility.now.unix_timestamp();
     let mut listed = Vec::new();
     // The pool signs chunk n while a writer thread records chunk n−1 (database first, then
@@ -593,6 +599,7 @@ pub(super) fn sign_and_record(
                     let change = LedgerChange {
                         run_id,
                         facility_code,
+                        acting_for,
                         kid,
                         at,
                         doses: w.doses.iter().collect(),

@@ -257,8 +257,10 @@ pub fn fate(earlier: &PassportRecord, doses: &[LedgerDose], holder_hash: Option<
 pub struct LedgerChange<'a> {
     /// The batch or retraction run.
     pub run_id: &'a str,
-    /// Who acts: the signing facility's code, or `ministry`.
+    /// The signing facility's code (of new passports).
     pub facility_code: &'a str,
+    /// Who retracts and revokes, when not the signing facility: `ministry`.
+    pub acting_for: Option<&'a str>,
     /// The signing key's kid (base64), or `admin`.
     pub kid: &'a str,
     /// When (Unix seconds).
@@ -273,6 +275,13 @@ pub struct LedgerChange<'a> {
     pub passports: Vec<&'a SignedPassport>,
     /// Earlier passports whose status changes, with the reason for a revocation.
     pub fates: Vec<(&'a str, PassportStatus)>,
+}
+
+impl LedgerChange<'_> {
+    /// Who the audit log names for retractions and revocations.
+    pub fn actor(&self) -> &str {
+        self.acting_for.unwrap_or(self.facility_code)
+    }
 }
 
 /// What a run did to earlier passports.

@@ -68,7 +68,7 @@ impl Store for PostgresStore {
         for (d, reason) in &c.retracted {
             tx.execute(&retract, &[&d.record_id])?;
             tx.execute(&retraction, &[&d.record_id, &c.run_id, &d.person, &d.facility_code, reason, &c.at])?;
-            tx.execute(&audit, &[&c.at, &c.facility_code, &c.kid, &"retract", &"", &c.run_id, &d.record_id])?;
+            tx.execute(&audit, &[&c.at, &c.actor(), &c.kid, &"retract", &"", &c.run_id, &d.record_id])?;
         }
         let person = tx.prepare(
             "INSERT INTO persons (person_hash, sealed) VALUES ($1, $2) ON CONFLICT (person_hash) DO UPDATE SET sealed = excluded.sealed",
@@ -86,7 +86,7 @@ impl Store for PostgresStore {
             if tx.execute(&fate, &[uvci, &status.as_str(), &c.run_id, &c.at])? == 1 {
                 let revoked = *status == PassportStatus::Revoked;
                 let (action, why) = if revoked { ("revoke", "corrected") } else { ("supersede", "") };
-                tx.execute(&audit, &[&c.at, &c.facility_code, &c.kid, &action, uvci, &c.run_id, &why])?;
+                tx.execute(&audit, &[&c.at, &c.actor(), &c.kid, &action, uvci, &c.run_id, &why])?;
                 if revoked {
                     tx.execute(&revocation, &[&crate::pki::revocation_hex(uvci), &c.at])?;
                 }

@@ -164,7 +164,7 @@ impl Store for SqliteStore {
             for (d, reason) in &c.retracted {
                 retract.execute([&d.record_id])?;
                 retraction.execute(params![d.record_id, c.run_id, d.person, d.facility_code, reason, c.at])?;
-                audit.execute(params![c.at, c.facility_code, c.kid, "retract", "", c.run_id, d.record_id])?;
+                audit.execute(params![c.at, c.actor(), c.kid, "retract", "", c.run_id, d.record_id])?;
             }
             let mut person = tx.prepare_cached(
                 "INSERT INTO persons (person_hash, sealed) VALUES (?1, ?2) \
@@ -184,7 +184,7 @@ impl Store for SqliteStore {
                 if fate.execute(params![uvci, status.as_str(), c.run_id, c.at])? == 1 {
                     let action = if *status == PassportStatus::Revoked { "revoke" } else { "supersede" };
                     let why = if *status == PassportStatus::Revoked { "corrected" } else { "" };
-                    audit.execute(params![c.at, c.facility_code, c.kid, action, uvci, c.run_id, why])?;
+                    audit.execute(params![c.at, c.actor(), c.kid, action, uvci, c.run_id, why])?;
                     if *status == PassportStatus::Revoked {
                         revocation.execute(params![crate::pki::revocation_hex(uvci), c.at])?;
                     }
