@@ -514,6 +514,10 @@ impl FollowUps {
             }
         }
         let vaccinated = !rows.is_empty();
+        if !vaccinated && incoming.is_empty() {
+            // Nothing to plan and no line in any expected.csv (most unvaccinated persons).
+            return Ok(previous.join(";"));
+        }
         let forced_week = (!previous.is_empty() && vaccinated && rng.chance(PREVIOUS_ID_BOOSTER_PPM))
             .then(|| 1 + rng.below(self.weeks.len() as u64) as u32);
         for w in 0..self.weeks.len() {
@@ -526,7 +530,7 @@ impl FollowUps {
                 *week != k
             });
             let mut batch: Vec<Planned> = Vec::new();
-            let mut moved: Option<(Planned, Person, usize)> = None;
+            let mut moved: Option<(Planned, Person)> = None;
             let mut retractions: Vec<Retraction> = Vec::new();
             if vaccinated {
                 let mut touched: Vec<String> = Vec::new();
@@ -595,8 +599,7 @@ impl FollowUps {
                     row.facility = e.row.facility.clone();
                     row.person_key.clone_from(&q.cccd);
                     touched.push(e.record_id.clone());
-                    let at = ledger.iter().position(|x| x.record_id == e.record_id).unwrap_or(usize::MAX);
-                    moved = Some((Planned { record_id: e.record_id.clone(), row, kind: "correction_person" }, q, at));
+                    moved = Some((Planned { record_id: e.record_id.clone(), row, kind: "correction_person" }, q));
                 }
                 if rng.chance(REPEAT_PPM)
                     && let Some(e) = pick_untouched(&mut rng, &ledger, &touched)
@@ -691,7 +694,7 @@ impl FollowUps {
             // Judge in date order (ties in push order), then apply.
             batch.sort_by_key(|b| b.row.day);
             judge(&ledger, &mut batch);
-            let mut next = ledger.clone();
+            // Every row was judged against the ledger before the batch; now apply it.
             for item in &batch {
                 if item.row.expected != SIGN {
                     match item.kind {
@@ -708,18 +711,17 @@ impl FollowUps {
                     }
                     continue;
                 }
-                match next.iter_mut().find(|e| e.record_id == item.record_id) {
+                match ledger.iter_mut().find(|e| e.record_id == item.record_id) {
                     Some(e) => e.row = item.row.clone(),
-                    None => next.push(Entry { record_id: item.record_id.clone(), row: item.row.clone() }),
+                    None => ledger.push(Entry { record_id: item.record_id.clone(), row: item.row.clone() }),
                 }
             }
-            if let Some((mut item, q, at)) = moved {
+            if let Some((mut item, q)) = moved {
                 let mut alone = [item.clone()];
                 judge(&[], &mut alone);
                 item.row.expected = alone[0].row.expected;
-                if item.row.expected == SIGN && at < ledger.len() {
-                    let id = &ledger[at].record_id;
-                    next.retain(|e| &e.record_id != id);
+                if item.row.expected == SIGN {
+                    ledger.retain(|e| e.record_id != item.record_id);
                     self.incoming
                         .entry(q.index)
                         .or_default()
@@ -727,7 +729,6 @@ impl FollowUps {
                 }
                 batch.push(item);
             }
-            ledger = next;
             for item in batch {
                 self.weeks[w].push(item)?;
             }
