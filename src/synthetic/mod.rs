@@ -10,6 +10,11 @@
 //!   the dose (registry `id_number`, `FOREIGN:<nat>:<passport>` or `UNREGISTERED:<n>`), and
 //!   what was injected.
 //!
+//! With [`GenOptions::weeks`] ≥ 1 (`--weeks W`, issue #9), `registry.csv` gains a
+//! `previous_ids` column and each follow-up week gets a folder `week-KK/` with a batch, its
+//! truth, the retractions and each person's expected doses: see [`weeks`]. Without it the
+//! three files above are byte for byte what they were before follow-ups existed.
+//!
 //! # Error model
 //!
 //! Each dose row of a registry person gets at most one injected fault, drawn per row. The
