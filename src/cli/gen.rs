@@ -21,7 +21,7 @@ use crate::synthetic::{GenOptions, MAX_WEEKS, generate};
     \x20                    product or person), re-typed rejected rows, exact repeats, faults\n\
     \x20 truth.csv          record_id,expected,person_key,error_kind for each row, in file order\n\
     \x20 retract.txt        record ids to retract after the batch, one per line\n\
-    \x20 retract_truth.csv  record_id,expected (retracted|unknown),person_key,reason\n\
+    \x20 retract_truth.csv  record_id,expected (retracted|unknown),person_key,reason,facility_code\n\
     \x20 expected.csv       id_number,doses after weeks 0..k: each person's ledger doses as\n\
     \x20                    yyyy-mm-dd/mp joined by `;`, sorted by date (the current passport)\n\
     Week k runs Monday to Sunday from 2023-01-02 + 7(k-1) days; replay week by week: sign\n\

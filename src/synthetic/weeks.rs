@@ -24,9 +24,11 @@
 //!   (a ledger dose re-entered under a new record id) and `too_soon` (1–13 days after a
 //!   ledger dose).
 //! - `retract.txt`: record ids to retract after this week's batch, one per line (LF).
-//! - `retract_truth.csv` (`record_id,expected,person_key,reason`), one line per line of
-//!   `retract.txt`, same order: `retracted` (`never_given`, `wrong_person`) or `unknown`
-//!   (`never_signed`: a row that exists but never passed the gate; `no_such_record`).
+//! - `retract_truth.csv` (`record_id,expected,person_key,reason,facility_code`), one line per
+//!   line of `retract.txt`, same order: `retracted` (`never_given`, `wrong_person`) or
+//!   `unknown` (`never_signed`: a row that exists but never passed the gate;
+//!   `no_such_record`), and the facility that entered the record (SPEC §8.3: a facility may
+//!   retract only its own; the truth assumes the ministry, or that facility, retracts).
 //! - `expected.csv` (`id_number,doses`): after weeks `0..=k` (each week: batch, then its
 //!   retractions), one line per person with at least one ledger dose, in generation order:
 //!   the registry's current number (or `FOREIGN:<nat>:<passport>`) and the doses, distinct by
@@ -241,6 +243,9 @@ struct Retraction {
     expected: &'static str,
     person_key: String,
     reason: &'static str,
+    /// The facility that entered the record (empty for `no_such_record`): SPEC §8.3 lets a
+    /// facility retract only its own records.
+    facility_code: String,
 }
 
 /// Week-0 and follow-up codes of the identity checks: a row rejected with one of them can be
@@ -359,8 +364,12 @@ impl WeekOut {
         let (doses, p1) = csv_create(&dir, "doses.csv", &DOSES_HEADER, cap)?;
         let (truth, p2) = csv_create(&dir, "truth.csv", &TRUTH_HEADER, cap)?;
         let (expected, p3) = csv_create(&dir, "expected.csv", &["id_number", "doses"], cap)?;
-        let (retract_truth, p4) =
-            csv_create(&dir, "retract_truth.csv", &["record_id", "expected", "person_key", "reason"], cap)?;
+        let (retract_truth, p4) = csv_create(
+            &dir,
+            "retract_truth.csv",
+            &["record_id", "expected", "person_key", "reason", "facility_code"],
+            cap,
+        )?;
         let p5 = dir.join("retract.txt");
         let file = File::create(&p5).map_err(|cause| GenError::Io { path: p5.clone(), cause })?;
         Ok(WeekOut {
@@ -430,7 +439,13 @@ impl WeekOut {
     fn write_retraction(&mut self, r: &Retraction) -> Result<(), GenError> {
         writeln!(self.retract, "{}", r.record_id)
             .map_err(|cause| GenError::Io { path: self.paths[4].clone(), cause })?;
-        self.retract_truth.write_record([r.record_id.as_str(), r.expected, &r.person_key, r.reason])?;
+        self.retract_truth.write_record([
+            r.record_id.as_str(),
+            r.expected,
+            &r.person_key,
+            r.reason,
+            &r.facility_code,
+        ])?;
         self.summary.retractions += 1;
         *self.summary.retract_by_outcome.entry(r.expected.to_owned()).or_insert(0) += 1;
         Ok(())
@@ -497,7 +512,8 @@ impl FollowUps {
         let mut rng = stream(world.seed, TAG_WEEKS, p.index);
         let mut ledger: Vec<Entry> = Vec::new();
         let mut retype: Vec<Entry> = Vec::new();
-        let mut never_signed: Vec<String> = Vec::new();
+        // (record id, facility code) of rows that never passed the gate and never will.
+        let mut never_signed: Vec<(String, String)> = Vec::new();
         // Every date the person ever had a dose on, signed or not, old values of corrected
         // records included: boosters and corrections keep clear of all of them.
         let mut known: Vec<Date> = Vec::new();
@@ -510,7 +526,7 @@ impl FollowUps {
             } else if identity_code(row.expected) {
                 retype.push(entry);
             } else {
-                never_signed.push(entry.record_id);
+                never_signed.push((entry.record_id, entry.row.facility));
             }
         }
         let vaccinated = !rows.is_empty();
@@ -638,7 +654,7 @@ impl FollowUps {
                     let id = self.weeks[w].new_id();
                     if rng.chance(DUPLICATE_ROW_PPM) {
                         let dup = self.weeks[w].new_id();
-                        never_signed.push(dup.clone());
+                        never_signed.push((dup.clone(), row.facility.clone()));
                         batch.push(Planned { record_id: id.clone(), row: row.clone(), kind });
                         batch.push(Planned { record_id: dup, row, kind: "duplicate_row" });
                     } else {
@@ -650,7 +666,7 @@ impl FollowUps {
                     && let Some(e) = pick_untouched(&mut rng, &ledger, &touched)
                 {
                     let id = self.weeks[w].new_id();
-                    never_signed.push(id.clone());
+                    never_signed.push((id.clone(), e.row.facility.clone()));
                     batch.push(Planned { record_id: id, row: e.row.clone(), kind: "ledger_duplicate" });
                 }
                 if rng.chance(TOO_SOON_PPM)
@@ -663,7 +679,7 @@ impl FollowUps {
                         let mut row = base_row(p, &mut rng, product, day, 0);
                         row.person_key.clone_from(&p.cccd);
                         let id = self.weeks[w].new_id();
-                        never_signed.push(id.clone());
+                        never_signed.push((id.clone(), row.facility.clone()));
                         touched.push(e.record_id.clone());
                         batch.push(Planned { record_id: id, row, kind: "too_soon" });
                     }
@@ -679,15 +695,17 @@ impl FollowUps {
                         expected: "retracted",
                         person_key: p.cccd.clone(),
                         reason,
+                        facility_code: e.row.facility.clone(),
                     });
                 }
                 if rng.chance(NEVER_SIGNED_PPM) && !never_signed.is_empty() {
-                    let id = never_signed.remove(rng.index(never_signed.len()));
+                    let (id, facility_code) = never_signed.remove(rng.index(never_signed.len()));
                     retractions.push(Retraction {
                         record_id: id,
                         expected: "unknown",
                         person_key: p.cccd.clone(),
                         reason: "never_signed",
+                        facility_code,
                     });
                 }
             }
@@ -702,12 +720,12 @@ impl FollowUps {
                         "correction_date" | "correction_product" | "repeat" => {}
                         // Already counted as never signed when made.
                         "duplicate_row" | "ledger_duplicate" | "too_soon" => {}
-                        "retyped" => never_signed.push(item.record_id.clone()),
+                        "retyped" => never_signed.push((item.record_id.clone(), item.row.facility.clone())),
                         // A new dose with an identity fault: re-typed in a later week, maybe.
                         _ if item.row.stage.is_some_and(identity_code) => {
                             retype.push(Entry { record_id: item.record_id.clone(), row: item.row.clone() });
                         }
-                        _ => never_signed.push(item.record_id.clone()),
+                        _ => never_signed.push((item.record_id.clone(), item.row.facility.clone())),
                     }
                     continue;
                 }
@@ -783,6 +801,7 @@ impl FollowUps {
                     expected: "unknown",
                     person_key: String::new(),
                     reason: "no_such_record",
+                    facility_code: String::new(),
                 })?;
             }
             out.push(week.finish()?);

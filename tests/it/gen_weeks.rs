@@ -154,12 +154,15 @@ fn expected_follows_from_the_truth_files_and_ids_mean_what_the_truth_says() {
     let mut ledger: HashMap<String, (String, Date, &'static str)> = HashMap::new();
     let mut rejected_identity: HashSet<String> = HashSet::new();
     let mut seen_ids: HashSet<String> = HashSet::new();
+    // The facility of each record's signed row (SPEC §8.3 scopes retraction by it).
+    let mut facility_of: HashMap<String, String> = HashMap::new();
     let doses = read_csv(&data.join("doses.csv"));
     let truth = read_csv(&data.join("truth.csv"));
     for (row, t) in doses.iter().zip(&truth) {
         seen_ids.insert(row["record_id"].clone());
         if t["expected"] == "SIGN" {
             ledger.insert(row["record_id"].clone(), dose_of(row, &t["person_key"]));
+            facility_of.insert(row["record_id"].clone(), row["facility_code"].clone());
         } else if t["expected"].starts_with("ID_")
             || t["expected"].ends_with("_MISMATCH")
             || t["expected"] == "NOT_IN_REGISTRY"
@@ -218,6 +221,7 @@ fn expected_follows_from_the_truth_files_and_ids_mean_what_the_truth_says() {
                 assert!(dose.1 <= last_day, "{id}: dated after the week");
                 assert!(current.contains(&dose.0) || dose.0.starts_with("FOREIGN:"), "{id}");
                 ledger.insert(id.clone(), dose);
+                facility_of.insert(id.clone(), row["facility_code"].clone());
             } else if t["expected"].starts_with("ID_")
                 || t["expected"].ends_with("_MISMATCH")
                 || t["expected"] == "NOT_IN_REGISTRY"
@@ -235,6 +239,7 @@ fn expected_follows_from_the_truth_files_and_ids_mean_what_the_truth_says() {
             assert_eq!(id, &t["record_id"]);
             let got = if let Some((key, ..)) = ledger.remove(id) {
                 assert_eq!(key, t["person_key"]);
+                assert_eq!(facility_of[id], t["facility_code"], "{id}: the facility that entered it");
                 retracted_total += 1;
                 "retracted"
             } else {
