@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod conformance;
+mod gen_weeks;
 mod pdf_certificate;
 mod pki_hierarchy;
 mod render_cli;

@@ -10,6 +10,11 @@
 //!   the dose (registry `id_number`, `FOREIGN:<nat>:<passport>` or `UNREGISTERED:<n>`), and
 //!   what was injected.
 //!
+//! With [`GenOptions::weeks`] ≥ 1 (`--weeks W`, issue #9), `registry.csv` gains a
+//! `previous_ids` column and each follow-up week gets a folder `week-KK/` with a batch, its
+//! truth, the retractions and each person's expected doses: see [`weeks`]. Without it the
+//! three files above are byte for byte what they were before follow-ups existed.
+//!
 //! # Error model
 //!
 //! Each dose row of a registry person gets at most one injected fault, drawn per row. The
@@ -85,13 +90,20 @@ use unicode_normalization::char::is_combining_mark;
 
 use crate::provinces::PROVINCES;
 
+pub mod weeks;
+
+pub use weeks::{MAX_WEEKS, WeekSummary};
+
 /// Options of `vaxpass gen`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GenOptions {
     /// Registry persons to generate (`--persons N`).
     pub persons: u64,
-    /// PRNG seed (`--seed S`); the same `(persons, seed)` gives byte-identical files.
+    /// PRNG seed (`--seed S`); the same `(persons, seed, weeks)` gives byte-identical files.
     pub seed: u64,
+    /// Follow-up batches to write (`--weeks W`, at most [`MAX_WEEKS`]); 0 writes exactly the
+    /// week-0 files (see [`weeks`] for what `W >= 1` adds).
+    pub weeks: u32,
 }
 
 /// What [`generate`] wrote.
@@ -105,6 +117,12 @@ pub struct GenSummary {
     pub registry_rows: u64,
     /// Dose rows by expected outcome: `SIGN` or a SPEC §5 reason code.
     pub by_truth: BTreeMap<String, u64>,
+    /// Dose rows by `error_kind` (what was generated).
+    pub by_kind: BTreeMap<String, u64>,
+    /// Registry persons given earlier identity numbers (`previous_ids`, only with `--weeks`).
+    pub persons_with_previous_ids: u64,
+    /// One entry per follow-up week, in order (empty without `--weeks`).
+    pub weeks: Vec<WeekSummary>,
 }
 
 /// Why [`generate`] stopped.
@@ -121,6 +139,14 @@ pub enum GenError {
     /// Writing a CSV record failed.
     #[error("cannot write CSV: {0}")]
     Csv(#[from] csv::Error),
+    /// More follow-up weeks were asked for than [`MAX_WEEKS`].
+    #[error("at most {max} follow-up weeks can be generated, {requested} were requested")]
+    TooManyWeeks {
+        /// `--weeks` as given.
+        requested: u32,
+        /// [`MAX_WEEKS`].
+        max: u32,
+    },
     /// More persons were asked for than unique CCCD numbers can be built for (see
     /// [`MAX_PERSONS`]).
     #[error("at most {max} persons can be generated, {requested} were requested")]
@@ -143,21 +169,35 @@ pub fn generate(opts: &GenOptions, out_dir: &Path) -> Result<GenSummary, GenErro
     if opts.persons > MAX_PERSONS {
         return Err(GenError::TooManyPersons { requested: opts.persons, max: MAX_PERSONS });
     }
+    if opts.weeks > MAX_WEEKS {
+        return Err(GenError::TooManyWeeks { requested: opts.weeks, max: MAX_WEEKS });
+    }
     std::fs::create_dir_all(out_dir).map_err(|source| GenError::Io { path: out_dir.to_path_buf(), cause: source })?;
-    let mut out = Outputs::create(out_dir)?;
+    let mut out = Outputs::create(out_dir, opts.weeks > 0)?;
     let world = World::new(opts.seed, opts.persons);
-    let mut registry = RegistryShuffle::new(opts.seed);
+    let mut registry = RegistryShuffle::new(opts.seed, if opts.weeks > 0 { 6 } else { 5 });
     let mut doses = DoseWindow::default();
+    let mut follow =
+        (opts.weeks > 0).then(|| weeks::FollowUps::create(out_dir, opts.weeks, opts.persons)).transpose()?;
     let mut foreigners = 0_u64;
     let mut unregistered = 0_u64;
     for i in 0..opts.persons {
         let person = world.person(i);
-        doses.push_person(world.rows_for_registry_person(&person), &mut out)?;
-        registry.push(registry_record(person), &mut out.registry)?;
+        let rows = world.rows_for_registry_person(&person);
+        let previous = match &mut follow {
+            Some(follow) => follow.plan_person(&world, &person, &rows, doses.next_seq)?,
+            None => String::new(),
+        };
+        doses.push_person(rows, &mut out)?;
+        registry.push(registry_record(person, previous), &mut out.registry)?;
         let mut extra = stream(opts.seed, TAG_EXTRA, i);
         if extra.chance(FOREIGNER_PPM) {
             foreigners += 1;
-            doses.push_person(world.rows_for_foreigner(foreigners), &mut out)?;
+            let rows = world.rows_for_foreigner(foreigners);
+            if let Some(follow) = &mut follow {
+                follow.foreigner(&rows)?;
+            }
+            doses.push_person(rows, &mut out)?;
         }
         if extra.chance(UNREGISTERED_PPM) {
             unregistered += 1;
@@ -168,11 +208,18 @@ pub fn generate(opts: &GenOptions, out_dir: &Path) -> Result<GenSummary, GenErro
     registry.finish(&mut out.registry)?;
     doses.finish(&mut out)?;
     out.flush()?;
+    let (weeks, persons_with_previous_ids) = match follow {
+        Some(follow) => follow.finish(out.dose_rows)?,
+        None => (Vec::new(), 0),
+    };
     Ok(GenSummary {
         persons: opts.persons,
         dose_rows: out.dose_rows,
         registry_rows: opts.persons,
         by_truth: out.by_truth,
+        by_kind: out.by_kind,
+        persons_with_previous_ids,
+        weeks,
     })
 }
 
@@ -988,7 +1035,20 @@ impl World {
         (0..=self.persons / BLOCK)
             .map(|hi| hi * BLOCK + lo)
             .take_while(|i| *i < self.persons)
-            .find(|i| self.person(*i).cccd == cccd)
+            // The province is cheap to derive and rules out almost every candidate before the
+            // whole person is built (earlier numbers check ~120 near numbers each).
+            .find(|i| self.province_of(*i) == province && self.person(*i).cccd == cccd)
+    }
+
+    /// `self.person(i).province`, without building the person.
+    fn province_of(&self, i: u64) -> usize {
+        let lo = i % BLOCK;
+        let lane = self.lane(lo);
+        if lane.neighbour && i > 0 {
+            return self.province_of(i - 1);
+        }
+        let rotation = ((i / BLOCK) % PROVINCES.len() as u64) as usize;
+        (lane.province + rotation) % PROVINCES.len()
     }
 
     /// Whether registry person `i`'s CMND is held by two persons.
@@ -1767,12 +1827,43 @@ fn scientific(cccd: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Output
 
-fn registry_record(p: Person) -> [String; 5] {
+/// A registry row; the sixth field (`previous_ids`) is written only with `--weeks`.
+fn registry_record(p: Person, previous_ids: String) -> [String; 6] {
     let dob = p.dob_registry();
-    [p.cccd, p.cmnd.unwrap_or_default(), p.name, dob, if p.female { "F" } else { "M" }.to_owned()]
+    let sex = if p.female { "F" } else { "M" }.to_owned();
+    [p.cccd, p.cmnd.unwrap_or_default(), p.name, dob, sex, previous_ids]
 }
 
 type CsvOut = csv::Writer<BufWriter<File>>;
+
+const REGISTRY_HEADER: [&str; 6] = ["id_number", "old_id", "full_name", "dob", "sex", "previous_ids"];
+const DOSES_HEADER: [&str; 12] = [
+    "record_id",
+    "facility_code",
+    "id_number",
+    "full_name",
+    "dob",
+    "sex",
+    "nationality",
+    "phone",
+    "vaccine",
+    "lot",
+    "dose_number",
+    "vaccination_date",
+];
+const TRUTH_HEADER: [&str; 4] = ["record_id", "expected", "person_key", "error_kind"];
+
+/// Opens `dir/name` as an RFC 4180 writer (CRLF, like every file of `vaxpass gen`) and writes
+/// `header`.
+fn csv_create(dir: &Path, name: &str, header: &[&str], capacity: usize) -> Result<(CsvOut, PathBuf), GenError> {
+    let path = dir.join(name);
+    let file = File::create(&path).map_err(|source| GenError::Io { path: path.clone(), cause: source })?;
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(BufWriter::with_capacity(capacity, file));
+    w.write_record(header)?;
+    Ok((w, path))
+}
 
 struct Outputs {
     registry: CsvOut,
@@ -1781,39 +1872,27 @@ struct Outputs {
     paths: [PathBuf; 3],
     dose_rows: u64,
     by_truth: BTreeMap<String, u64>,
+    by_kind: BTreeMap<String, u64>,
 }
 
 impl Outputs {
-    fn create(dir: &Path) -> Result<Self, GenError> {
-        let open = |name: &str, header: &[&str]| -> Result<(CsvOut, PathBuf), GenError> {
-            let path = dir.join(name);
-            let file = File::create(&path).map_err(|source| GenError::Io { path: path.clone(), cause: source })?;
-            let mut w = csv::WriterBuilder::new()
-                .terminator(csv::Terminator::CRLF)
-                .from_writer(BufWriter::with_capacity(1 << 16, file));
-            w.write_record(header)?;
-            Ok((w, path))
-        };
-        let (registry, p1) = open("registry.csv", &["id_number", "old_id", "full_name", "dob", "sex"])?;
-        let (doses, p2) = open(
-            "doses.csv",
-            &[
-                "record_id",
-                "facility_code",
-                "id_number",
-                "full_name",
-                "dob",
-                "sex",
-                "nationality",
-                "phone",
-                "vaccine",
-                "lot",
-                "dose_number",
-                "vaccination_date",
-            ],
-        )?;
-        let (truth, p3) = open("truth.csv", &["record_id", "expected", "person_key", "error_kind"])?;
-        Ok(Outputs { registry, doses, truth, paths: [p1, p2, p3], dose_rows: 0, by_truth: BTreeMap::new() })
+    /// `previous_ids`: add that registry column (SPEC §8.4), only with `--weeks`, so that the
+    /// week-0 files stay byte-identical to what they were before follow-ups existed.
+    fn create(dir: &Path, previous_ids: bool) -> Result<Self, GenError> {
+        let open = |name: &str, header: &[&str]| csv_create(dir, name, header, 1 << 16);
+        let registry_header: &[&str] = if previous_ids { &REGISTRY_HEADER } else { &REGISTRY_HEADER[..5] };
+        let (registry, p1) = open("registry.csv", registry_header)?;
+        let (doses, p2) = open("doses.csv", &DOSES_HEADER)?;
+        let (truth, p3) = open("truth.csv", &TRUTH_HEADER)?;
+        Ok(Outputs {
+            registry,
+            doses,
+            truth,
+            paths: [p1, p2, p3],
+            dose_rows: 0,
+            by_truth: BTreeMap::new(),
+            by_kind: BTreeMap::new(),
+        })
     }
 
     fn write_dose(&mut self, seq: u64, row: &Row) -> Result<(), GenError> {
@@ -1835,6 +1914,7 @@ impl Outputs {
         self.truth.write_record([record_id.as_str(), row.expected, &row.person_key, row.fault.label()])?;
         self.dose_rows += 1;
         *self.by_truth.entry(row.expected.to_owned()).or_insert(0) += 1;
+        *self.by_kind.entry(row.fault.label().to_owned()).or_insert(0) += 1;
         Ok(())
     }
 
@@ -1850,19 +1930,21 @@ impl Outputs {
 /// Holds back up to `REGISTRY_WINDOW` registry rows and writes a random one when full.
 struct RegistryShuffle {
     rng: Rng,
-    buffer: Vec<[String; 5]>,
+    buffer: Vec<[String; 6]>,
+    /// Fields written per row: 5, or 6 with `previous_ids`.
+    width: usize,
 }
 
 impl RegistryShuffle {
-    fn new(seed: u64) -> Self {
-        RegistryShuffle { rng: stream(seed, TAG_SHUFFLE, 0), buffer: Vec::with_capacity(REGISTRY_WINDOW) }
+    fn new(seed: u64, width: usize) -> Self {
+        RegistryShuffle { rng: stream(seed, TAG_SHUFFLE, 0), buffer: Vec::with_capacity(REGISTRY_WINDOW), width }
     }
 
-    fn push(&mut self, record: [String; 5], out: &mut CsvOut) -> Result<(), GenError> {
+    fn push(&mut self, record: [String; 6], out: &mut CsvOut) -> Result<(), GenError> {
         self.buffer.push(record);
         if self.buffer.len() >= REGISTRY_WINDOW {
             let k = self.rng.index(self.buffer.len());
-            out.write_record(self.buffer.swap_remove(k))?;
+            out.write_record(&self.buffer.swap_remove(k)[..self.width])?;
         }
         Ok(())
     }
@@ -1870,7 +1952,7 @@ impl RegistryShuffle {
     fn finish(&mut self, out: &mut CsvOut) -> Result<(), GenError> {
         while !self.buffer.is_empty() {
             let k = self.rng.index(self.buffer.len());
-            out.write_record(self.buffer.swap_remove(k))?;
+            out.write_record(&self.buffer.swap_remove(k)[..self.width])?;
         }
         Ok(())
     }
@@ -1947,12 +2029,12 @@ mod tests {
 
     fn run(persons: u64, seed: u64) -> (tempfile::TempDir, GenSummary) {
         let dir = tempfile::tempdir().unwrap();
-        let summary = generate(&GenOptions { persons, seed }, dir.path()).unwrap();
+        let summary = generate(&GenOptions { persons, seed, weeks: 0 }, dir.path()).unwrap();
         (dir, summary)
     }
 
     /// Header and records of a CSV file.
-    fn read(path: &Path) -> (Vec<String>, Vec<csv::StringRecord>) {
+    pub(super) fn read(path: &Path) -> (Vec<String>, Vec<csv::StringRecord>) {
         let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(path).unwrap();
         let header = reader.headers().unwrap().iter().map(str::to_owned).collect();
         let records = reader.records().map(Result::unwrap).collect();
@@ -1994,7 +2076,7 @@ mod tests {
     #[test]
     fn too_many_persons_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = GenOptions { persons: MAX_PERSONS + 1, seed: 0 };
+        let opts = GenOptions { persons: MAX_PERSONS + 1, seed: 0, weeks: 0 };
         assert!(matches!(generate(&opts, dir.path()), Err(GenError::TooManyPersons { .. })));
     }
 
@@ -2055,6 +2137,7 @@ mod tests {
                 let p = world.person(i);
                 assert!(seen.insert(p.cccd.clone()), "collision at {i}");
                 assert_eq!(world.owner(&p.cccd), Some(i));
+                assert_eq!(world.province_of(i), p.province);
             }
         }
     }
@@ -2191,7 +2274,7 @@ mod tests {
     }
 
     /// A registry person as the replay reads them.
-    struct Registered {
+    pub(super) struct Registered {
         name: String,
         dob: PartialDate,
         sex: Sex,
@@ -2216,97 +2299,154 @@ mod tests {
         replay_and_compare(dir.path());
     }
 
-    fn replay_and_compare(dir: &Path) {
-        // Any clock after the generated data and before the injected future dates.
-        let now = date!(2026 - 01 - 01);
-        let (_, registry_rows) = read(&dir.join("registry.csv"));
-        let mut registry: HashMap<String, Registered> = HashMap::new();
-        let mut by_old_id: HashMap<String, Vec<String>> = HashMap::new();
-        for r in &registry_rows {
-            let sex = if &r[4] == "F" { Sex::Female } else { Sex::Male };
-            let person = Registered { name: r[2].to_owned(), dob: parse_date(&r[3]).unwrap(), sex };
-            registry.insert(r[0].to_owned(), person);
-            if !r[1].is_empty() {
-                by_old_id.entry(r[1].to_owned()).or_default().push(r[0].to_owned());
+    /// The gate's checks up to `BAD_DATE` (SPEC §5), with the gate's own matching functions,
+    /// over a generated registry (its `previous_ids` too, SPEC §8.4).
+    pub(super) struct Replay {
+        registry: HashMap<String, Registered>,
+        by_old_id: HashMap<String, Vec<String>>,
+        /// Earlier number → current number.
+        previous: HashMap<String, String>,
+    }
+
+    /// The column positions of a `doses.csv`.
+    pub(super) struct Cols {
+        id: usize,
+        fac: usize,
+        num: usize,
+        name: usize,
+        dob: usize,
+        sex: usize,
+        nat: usize,
+        vac: usize,
+        date: usize,
+    }
+
+    impl Cols {
+        pub(super) fn of(header: &[String]) -> Cols {
+            let col = |name: &str| column(header, name);
+            Cols {
+                id: col("record_id"),
+                fac: col("facility_code"),
+                num: col("id_number"),
+                name: col("full_name"),
+                dob: col("dob"),
+                sex: col("sex"),
+                nat: col("nationality"),
+                vac: col("vaccine"),
+                date: col("vaccination_date"),
             }
         }
+    }
+
+    impl Replay {
+        pub(super) fn load(dir: &Path) -> Replay {
+            let (header, registry_rows) = read(&dir.join("registry.csv"));
+            let previous_col = header.iter().position(|h| h == "previous_ids");
+            let mut replay = Replay { registry: HashMap::new(), by_old_id: HashMap::new(), previous: HashMap::new() };
+            for r in &registry_rows {
+                let sex = if &r[4] == "F" { Sex::Female } else { Sex::Male };
+                let person = Registered { name: r[2].to_owned(), dob: parse_date(&r[3]).unwrap(), sex };
+                replay.registry.insert(r[0].to_owned(), person);
+                if !r[1].is_empty() {
+                    replay.by_old_id.entry(r[1].to_owned()).or_default().push(r[0].to_owned());
+                }
+                if let Some(c) = previous_col {
+                    for old in r[c].split(';').filter(|s| !s.is_empty()) {
+                        assert!(replay.previous.insert(old.to_owned(), r[0].to_owned()).is_none());
+                    }
+                }
+            }
+            replay
+        }
+
+        /// The row's person, product and date if it passes every check before
+        /// `DUPLICATE_DOSE`, else the code of the first check it fails.
+        pub(super) fn stage(
+            &self,
+            row: &csv::StringRecord,
+            c: &Cols,
+        ) -> Result<(String, &'static str, Date), &'static str> {
+            // Any clock after the generated data and before the injected future dates.
+            let now = date!(2026 - 01 - 01);
+            let required = [c.id, c.fac, c.name, c.dob, c.sex, c.vac, c.date];
+            if required.iter().any(|k| row[*k].trim().is_empty()) {
+                return Err(BAD_ROW);
+            }
+            let sex = parse_sex(&row[c.sex]).ok_or(BAD_ROW)?;
+            let dob = parse_date(&row[c.dob]).ok_or(BAD_ROW)?;
+            let nat = row[c.nat].trim();
+            let id = parse_id(&row[c.num], nat).map_err(|e| e.code())?;
+            let earlier = match &id {
+                IdNumber::Cccd(n) => self.previous.get(n),
+                _ => None,
+            };
+            if let (IdNumber::Cccd(n), None) = (&id, earlier) {
+                check_cccd_consistency(n, Some(dob.year()), Some(sex)).map_err(|e| e.code())?;
+            }
+            let matches =
+                |p: &Registered| names_match(&row[c.name], &p.name) && dob_matches(&dob, &p.dob) && p.sex == sex;
+            let (key, birth) = match &id {
+                IdNumber::Foreign(pp) => (format!("FOREIGN:{nat}:{pp}"), dob),
+                IdNumber::Cccd(_) | IdNumber::Cmnd(_) => {
+                    let key = match (&id, earlier) {
+                        (_, Some(current)) => current.clone(),
+                        (IdNumber::Cccd(n), None) => {
+                            self.registry.contains_key(n).then(|| n.clone()).ok_or(NOT_IN_REGISTRY)?
+                        }
+                        _ => {
+                            let holders = self.by_old_id.get(id.as_str()).ok_or(NOT_IN_REGISTRY)?;
+                            holders.iter().find(|k| matches(&self.registry[*k])).unwrap_or(&holders[0]).clone()
+                        }
+                    };
+                    let p = &self.registry[&key];
+                    if !names_match(&row[c.name], &p.name) {
+                        return Err(NAME_MISMATCH);
+                    }
+                    if !dob_matches(&dob, &p.dob) {
+                        return Err(DOB_MISMATCH);
+                    }
+                    if p.sex != sex {
+                        return Err(SEX_MISMATCH);
+                    }
+                    (key, p.dob)
+                }
+            };
+            let vaccine = vaccines::lookup(&row[c.vac]).ok_or(UNKNOWN_VACCINE)?;
+            let day = parse_date(&row[c.date]).and_then(|d| d.as_full()).ok_or(BAD_DATE)?;
+            let born = match birth {
+                PartialDate::Full(d) => d,
+                PartialDate::Year(y) => first_of(y, Month::January),
+                PartialDate::YearMonth(y, m) => first_of(y, Month::try_from(m).unwrap()),
+            };
+            if day > now || day < PROGRAM_START || day < born {
+                return Err(BAD_DATE);
+            }
+            Ok((key, vaccine.mp, day))
+        }
+    }
+
+    fn replay_and_compare(dir: &Path) {
+        let replay = Replay::load(dir);
         let (header, doses) = read(&dir.join("doses.csv"));
         let (_, truth) = read(&dir.join("truth.csv"));
-        let col = |name: &str| column(&header, name);
-        let (c_id, c_fac, c_num, c_name, c_dob, c_sex, c_nat, c_vac, c_date) = (
-            col("record_id"),
-            col("facility_code"),
-            col("id_number"),
-            col("full_name"),
-            col("dob"),
-            col("sex"),
-            col("nationality"),
-            col("vaccine"),
-            col("vaccination_date"),
-        );
+        let cols = Cols::of(&header);
         // Per person: accepted (mp, date) and the last accepted date.
         type Accepted = (Vec<(&'static str, Date)>, Option<Date>);
         let mut series: HashMap<String, Accepted> = HashMap::new();
         let mut wrong = Vec::new();
         for (row, t) in doses.iter().zip(&truth) {
-            let verdict = (|| -> Result<String, &'static str> {
-                let required = [c_id, c_fac, c_name, c_dob, c_sex, c_vac, c_date];
-                if required.iter().any(|c| row[*c].trim().is_empty()) {
-                    return Err(BAD_ROW);
-                }
-                let sex = parse_sex(&row[c_sex]).ok_or(BAD_ROW)?;
-                let dob = parse_date(&row[c_dob]).ok_or(BAD_ROW)?;
-                let nat = row[c_nat].trim();
-                let id = parse_id(&row[c_num], nat).map_err(|e| e.code())?;
-                if let IdNumber::Cccd(c) = &id {
-                    check_cccd_consistency(c, Some(dob.year()), Some(sex)).map_err(|e| e.code())?;
-                }
-                let matches =
-                    |p: &Registered| names_match(&row[c_name], &p.name) && dob_matches(&dob, &p.dob) && p.sex == sex;
-                let (key, birth) = match &id {
-                    IdNumber::Foreign(pp) => (format!("FOREIGN:{nat}:{pp}"), dob),
-                    IdNumber::Cccd(_) | IdNumber::Cmnd(_) => {
-                        let key = match &id {
-                            IdNumber::Cccd(c) => registry.contains_key(c).then(|| c.clone()).ok_or(NOT_IN_REGISTRY)?,
-                            _ => {
-                                let holders = by_old_id.get(id.as_str()).ok_or(NOT_IN_REGISTRY)?;
-                                holders.iter().find(|k| matches(&registry[*k])).unwrap_or(&holders[0]).clone()
-                            }
-                        };
-                        let p = &registry[&key];
-                        if !names_match(&row[c_name], &p.name) {
-                            return Err(NAME_MISMATCH);
-                        }
-                        if !dob_matches(&dob, &p.dob) {
-                            return Err(DOB_MISMATCH);
-                        }
-                        if p.sex != sex {
-                            return Err(SEX_MISMATCH);
-                        }
-                        (key, p.dob)
-                    }
-                };
-                let vaccine = vaccines::lookup(&row[c_vac]).ok_or(UNKNOWN_VACCINE)?;
-                let day = parse_date(&row[c_date]).and_then(|d| d.as_full()).ok_or(BAD_DATE)?;
-                let born = match birth {
-                    PartialDate::Full(d) => d,
-                    PartialDate::Year(y) => first_of(y, Month::January),
-                    PartialDate::YearMonth(y, m) => first_of(y, Month::try_from(m).unwrap()),
-                };
-                if day > now || day < PROGRAM_START || day < born {
-                    return Err(BAD_DATE);
-                }
+            let verdict = replay.stage(row, &cols).and_then(|(key, mp, day)| {
                 let (accepted, last) = series.entry(key.clone()).or_default();
-                if accepted.contains(&(vaccine.mp, day)) {
+                if accepted.contains(&(mp, day)) {
                     return Err(DUPLICATE_DOSE);
                 }
                 if last.is_some_and(|l| (day - l).whole_days() < 14) {
                     return Err(DOSE_SEQUENCE);
                 }
-                accepted.push((vaccine.mp, day));
+                accepted.push((mp, day));
                 *last = Some(day);
                 Ok(key)
-            })();
+            });
             let (got, key_ok) = match &verdict {
                 Ok(key) => (SIGN, key == &t[2]),
                 Err(code) => (*code, true),
