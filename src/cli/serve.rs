@@ -14,11 +14,13 @@ use crate::service::{self, AppState, Config};
     after_long_help = "Examples:\n  vaxpass serve                       # 127.0.0.1:8080, sqlite://vaxpass.db, keys-example/\n  \
     VAXPASS_ADMIN_TOKEN=… vaxpass serve --config /etc/vaxpass.toml --db postgres://vaxpass@db/vaxpass\n\n\
     Configuration: the TOML file, then VAXPASS_LISTEN, VAXPASS_DB, VAXPASS_KEYS, VAXPASS_SECRET,\n\
-    VAXPASS_ADMIN_TOKEN, then these flags. Logs are JSON lines on stderr (RUST_LOG filters them)."
+    VAXPASS_ADMIN_TOKEN, VAXPASS_METRICS_TOKEN, then these flags. Logs are JSON lines on stderr (RUST_LOG filters them)."
 )]
 pub(super) struct ServeArgs {
     /// TOML configuration file (keys: listen, db, keys, secret, admin_token_sha256,
-    /// trust_list_key, trust_list_cert, max_body_bytes, request_timeout_secs, …).
+    /// trust_list_key, trust_list_cert, max_body_bytes, request_timeout_secs,
+    /// upload_timeout_secs, header_read_timeout_ms, max_connections, trusted_proxies,
+    /// metrics_token_sha256, metrics_listen, …).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to listen on (default 127.0.0.1:8080).
@@ -48,5 +50,8 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let state = AppState::open(config, time::OffsetDateTime::now_utc()).context("starting the service")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(service::serve(state)).context("serving")?;
+    // Dropping a runtime waits for every blocking task; a photo decode or a store call must
+    // not hold the process past the shutdown grace (issue #8: SIGTERM no longer stopped it).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)
 }

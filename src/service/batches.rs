@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{FromRequest as _, Path as UrlPath, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -158,13 +158,17 @@ impl BatchSink for StoreSink {
     }
 }
 
-/// `POST /api/v1/batches` — facility, authenticated. Body: the `doses.csv` file.
-async fn upload(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let facility_code = require_facility(&state, &headers).await?;
+/// `POST /api/v1/batches` — facility, authenticated. Body: the `doses.csv` file, read only
+/// once the token is known good, so an anonymous client holds no body in memory.
+async fn upload(State(state): State<AppState>, request: Request) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let facility_code = require_facility(&state, request.headers()).await?;
+    let body = Bytes::from_request(request, &state).await.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest(r.body_text())
+        }
+    })?;
     let slot = Arc::clone(&state.inner.batch_slots).try_acquire_owned().map_err(|_| ApiError::TooManyRequests)?;
     let facility = facility_signer(&state, &facility_code)?;
     // A file without the required columns is refused now, not in the background.

@@ -3,7 +3,7 @@
 //! 127.0.0.1:8080, SQLite `vaxpass.db` in the working directory, the `keys-example/`
 //! hierarchy.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -34,15 +34,47 @@ pub struct Config {
     pub trust_list_cert: Option<PathBuf>,
     /// Largest request body in bytes (photos of QR codes are the largest).
     pub max_body_bytes: usize,
-    /// Seconds before a request is answered 408.
+    /// Seconds before a request is answered 408 (every route but the uploads).
     pub request_timeout_secs: u64,
+    /// Seconds an upload (`POST /api/v1/batches`, a photo to `POST /api/v1/verify`) may take,
+    /// body included. A commune's link may give 30 KB/s: an 8 MB `doses.csv` then needs
+    /// ~270 s; the small routes keep `request_timeout_secs`.
+    pub upload_timeout_secs: u64,
+    /// Milliseconds a connection may take to send a request's headers, and may stay idle
+    /// between requests, before it is closed (slow or idle connections hold a file
+    /// descriptor each).
+    pub header_read_timeout_ms: u64,
+    /// Connections served at once; further clients wait in the listen queue until one ends.
+    /// Keep it below the process's file limit (`ulimit -n`, often 1,024), which the
+    /// database, the batch threads and the log also draw on.
+    pub max_connections: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: for a request from one of these
+    /// addresses, the client is the rightmost address of that header that is not itself a
+    /// trusted proxy. Empty (the default): the header is ignored and the peer address is the
+    /// client.
+    pub trusted_proxies: Vec<IpAddr>,
     /// Minimum time, in milliseconds, of a traveller lookup answer, so that wrong and absent
     /// data take the same time as a match.
     pub lookup_floor_ms: u64,
     /// Lookups allowed per client address per minute.
     pub lookups_per_client_per_minute: u32,
-    /// Lookups allowed per identity number per hour.
+    /// Failed lookups allowed per identity number and client address per hour; after that,
+    /// that client gets 429 for that identity number, while other clients are not affected.
     pub lookups_per_identity_per_hour: u32,
+    /// Failed lookups of one identity number (all clients) per hour after which every
+    /// lookup of it waits `lookup_slowdown_ms`: it slows a distributed guesser down while a
+    /// traveller with the right data still gets the answer.
+    pub identity_failures_before_slowdown: u32,
+    /// Minimum time, in milliseconds, of a lookup of an identity number under attack (see
+    /// `identity_failures_before_slowdown`).
+    pub lookup_slowdown_ms: u64,
+    /// SHA-256 (hex) of the token that `GET /metrics` requires (`Authorization: Bearer`);
+    /// `VAXPASS_METRICS_TOKEN` gives the token itself instead. Without it (and without
+    /// `metrics_listen`), `/metrics` answers 401.
+    pub metrics_token_sha256: Option<String>,
+    /// A separate address (e.g. on the operators' network) serving `GET /metrics` and
+    /// `GET /healthz` without a token; `/metrics` is then not served on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -58,9 +90,17 @@ impl Default for Config {
             trust_list_cert: None,
             max_body_bytes: 8 * 1024 * 1024,
             request_timeout_secs: 10,
+            upload_timeout_secs: 300,
+            header_read_timeout_ms: 10_000,
+            max_connections: 512,
+            trusted_proxies: Vec::new(),
             lookup_floor_ms: 300,
             lookups_per_client_per_minute: 10,
             lookups_per_identity_per_hour: 10,
+            identity_failures_before_slowdown: 50,
+            lookup_slowdown_ms: 3_000,
+            metrics_token_sha256: None,
+            metrics_listen: None,
         }
     }
 }
@@ -123,6 +163,9 @@ impl Config {
         }
         if let Some(token) = env("VAXPASS_ADMIN_TOKEN") {
             config.admin_token_sha256 = Some(sha256_hex(token.as_bytes()));
+        }
+        if let Some(token) = env("VAXPASS_METRICS_TOKEN") {
+            config.metrics_token_sha256 = Some(sha256_hex(token.trim().as_bytes()));
         }
         Ok(config)
     }

@@ -33,6 +33,9 @@ pub enum ApiError {
     /// No longer available, such as a revoked passport (410).
     #[error("{0}")]
     Gone(&'static str),
+    /// The request took longer than its route allows (408).
+    #[error("the request took too long")]
+    RequestTimeout,
     /// Too many attempts (429).
     #[error("too many requests; try again later")]
     TooManyRequests,
@@ -49,6 +52,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::Gone(_) => (StatusCode::GONE, "GONE"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),

@@ -19,13 +19,15 @@ pub use config::{Config, ConfigError, sha256_hex};
 pub use error::ApiError;
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use time::OffsetDateTime;
 
 use crate::gate::DerivationKey;
@@ -38,6 +40,17 @@ pub const MAX_RUNNING_BATCHES: usize = 2;
 
 /// How often an instance re-reads revocations made through other instances.
 pub const REVOCATION_REFRESH: Duration = Duration::from_secs(1);
+
+/// Time given to requests in flight once a stop is asked for; then the process ends whatever
+/// still runs (the orchestrator's SIGKILL usually follows SIGTERM after 30 s).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Pause after an accept error such as `EMFILE` (no file descriptor left): retrying at once
+/// would spin a core while nothing can be accepted; connections ending free descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Longest request-derived text put in a log line.
+const MAX_LOGGED_CHARS: usize = 64;
 
 /// State shared by every request.
 #[derive(Clone)]
@@ -53,11 +66,13 @@ struct Shared {
     secret: DerivationKey,
     registry: Option<Arc<crate::gate::Registry>>,
     admin_token_hash: Option<[u8; 32]>,
+    metrics_token_hash: Option<[u8; 32]>,
     list_signer: Option<(SigningKey, String)>,
     metrics: metrics::Metrics,
     limits: Mutex<RateLimits>,
-    /// Photo decodes allowed at once (one per core): each may hold 64 MB for ~30 ms.
-    photo_slots: tokio::sync::Semaphore,
+    /// Photo decodes allowed at once (one per core): each may hold 64 MB for ~30 ms. A slot
+    /// is held until the decode really ends, not until its request does.
+    photo_slots: Arc<tokio::sync::Semaphore>,
     /// Station uploads signing at once.
     batch_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -87,6 +102,9 @@ pub enum StartError {
     /// Bad admin token hash.
     #[error("admin_token_sha256 is not 64 hex digits")]
     AdminHash,
+    /// Bad metrics token hash.
+    #[error("metrics_token_sha256 is not 64 hex digits")]
+    MetricsHash,
     /// The store thread could not start or stopped.
     #[error("the database thread: {0}")]
     StoreThread(String),
@@ -117,6 +135,10 @@ impl AppState {
             None => None,
             Some(hex) => Some(pki::unhex32(hex).ok_or(StartError::AdminHash)?),
         };
+        let metrics_token_hash = match &config.metrics_token_sha256 {
+            None => None,
+            Some(hex) => Some(pki::unhex32(hex).ok_or(StartError::MetricsHash)?),
+        };
         let list_signer = match (&config.trust_list_key, &config.trust_list_cert) {
             (Some(k), Some(c)) => {
                 Some((SigningKey::load(k)?, String::from_utf8_lossy(&pki::read_file(c)?).into_owned()))
@@ -143,12 +165,13 @@ impl AppState {
                 secret,
                 registry,
                 admin_token_hash,
+                metrics_token_hash,
                 list_signer,
                 metrics: metrics::Metrics::default(),
                 limits: Mutex::new(RateLimits::default()),
-                photo_slots: tokio::sync::Semaphore::new(
+                photo_slots: Arc::new(tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
-                ),
+                )),
                 batch_slots: Arc::new(tokio::sync::Semaphore::new(MAX_RUNNING_BATCHES)),
             }),
         };
@@ -230,7 +253,21 @@ impl AppState {
 
     /// Counts an attempt under `key`; false once `limit` attempts fell in `window`.
     fn allow(&self, key: String, limit: u32, window: Duration) -> bool {
-        let Ok(mut limits) = self.inner.limits.lock() else { return false };
+        self.count(key, window) <= limit
+    }
+
+    /// Attempts counted under `key` in its current window, without counting one.
+    fn counted(&self, key: &str) -> u32 {
+        let Ok(limits) = self.inner.limits.lock() else { return u32::MAX };
+        match limits.entries.get(key) {
+            Some((start, window, n)) if start.elapsed() < *window => *n,
+            _ => 0,
+        }
+    }
+
+    /// Counts an attempt under `key` and returns the attempts in the current window.
+    fn count(&self, key: String, window: Duration) -> u32 {
+        let Ok(mut limits) = self.inner.limits.lock() else { return u32::MAX };
         let now = Instant::now();
         // Expired entries are swept at most every 10 s, each by its own window, so the map
         // stays bounded by the live attempts and no lookup pays for a full scan.
@@ -245,7 +282,55 @@ impl AppState {
             *entry = (now, window, 0);
         }
         entry.2 = entry.2.saturating_add(1);
-        entry.2 <= limit
+        entry.2
+    }
+
+    /// The client of a request for rate limits: its address, the rightmost untrusted hop of
+    /// `X-Forwarded-For` when the peer is a configured trusted proxy (as nginx's
+    /// `real_ip_recursive`); IPv6 by its /64, which one subscriber holds whole.
+    fn client_key(&self, extensions: &axum::http::Extensions, headers: &axum::http::HeaderMap) -> String {
+        let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| canonical_ip(c.0.ip()));
+        let Some(peer) = peer else { return "unknown".to_owned() };
+        client_key(peer, headers, &self.config().trusted_proxies)
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, as a dual-stack listener reports IPv4
+/// peers) as the IPv4 address it is.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// See [`AppState::client_key`]; `peer` is already canonical.
+fn client_key(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpAddr]) -> String {
+    // Hops looked at, from the right: a longer chain is a forged one, never ours.
+    const MAX_HOPS: usize = 16;
+    let mut client = peer;
+    if trusted.contains(&peer) {
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect::<Vec<_>>();
+        for hop in hops.iter().rev().take(MAX_HOPS) {
+            // A hop that is not an address ends the chain we can follow.
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else { break };
+            client = canonical_ip(ip);
+            if !trusted.contains(&client) {
+                break;
+            }
+        }
+    }
+    match client {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        IpAddr::V4(v4) => v4.to_string(),
     }
 }
 
@@ -306,7 +391,6 @@ impl StoreThread {
 /// The whole HTTP interface.
 pub fn router(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
-    let timeout = Duration::from_secs(state.config().request_timeout_secs);
     Router::new()
         .merge(ops::router())
         .merge(verify::router())
@@ -317,27 +401,67 @@ pub fn router(state: AppState) -> Router {
         .merge(records::router())
         .merge(batches::router())
         .merge(pages::router())
+        .layer(middleware::from_fn_with_state(state.clone(), timeouts))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(middleware::from_fn(security_headers))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 
+/// Is this request an upload, with its own (longer) time limit?
+fn is_upload(method: &Method, route: &str) -> bool {
+    method == Method::POST && matches!(route, "/api/v1/batches" | "/api/v1/verify")
+}
+
+/// 408 after `request_timeout_secs`, or `upload_timeout_secs` for uploads: a 4.4 MB upload
+/// at 300 KB/s needs 15 s, more than the small routes' 10 s (issue #8).
+async fn timeouts(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str());
+    let secs = if is_upload(request.method(), route) {
+        state.config().upload_timeout_secs
+    } else {
+        state.config().request_timeout_secs
+    };
+    match tokio::time::timeout(Duration::from_secs(secs), next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout.into_response(),
+    }
+}
+
+/// OWASP's baseline for every answer: no MIME sniffing (a QR PNG or JSON is never run as
+/// script) and no `Referer` (download links carry their token in the query).
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
 /// Metrics and one log line per request, by matched route only: paths can hold UVCIs and
-/// bodies personal data, so neither is logged.
+/// bodies personal data, so neither is logged. Labels come from fixed sets (see `metrics`).
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
-    let method = request.method().to_string();
+    let method = request.method().clone();
     let response = next.run(request).await;
     let elapsed = start.elapsed();
     let status = response.status().as_u16();
     state.inner.metrics.request(&method, &route, status, elapsed);
-    tracing::info!(%method, %route, status, micros = elapsed.as_micros() as u64, "request");
+    let method = metrics::method_label(&method);
+    // Templates are ours, but a fallback route could echo more: never a long line.
+    let route = truncate(&route, MAX_LOGGED_CHARS);
+    tracing::info!(method, route, status, micros = elapsed.as_micros() as u64, "request");
     response
 }
 
-/// Serves until Ctrl-C or SIGTERM, then finishes the requests in flight.
+/// At most `max` characters of `s`.
+fn truncate(s: &str, max: usize) -> &str {
+    s.char_indices().nth(max).map_or(s, |(i, _)| &s[..i])
+}
+
+/// Serves until Ctrl-C or SIGTERM, then finishes the requests in flight for at most
+/// [`SHUTDOWN_GRACE`].
 pub async fn serve(state: AppState) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(state.config().listen).await?;
     tracing::info!(listen = %state.config().listen, "vaxpass serving");
@@ -352,8 +476,88 @@ pub async fn serve(state: AppState) -> std::io::Result<()> {
             }
         }
     });
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+    if let Some(addr) = state.config().metrics_listen {
+        let metrics_listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(listen = %addr, "metrics serving");
+        let app = ops::operators_router().with_state(state.clone());
+        let config = state.config().clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_on(metrics_listener, app, config, std::future::pending()).await {
+                tracing::error!(error = %e, "metrics listener stopped");
+            }
+        });
+    }
+    let config = state.config().clone();
+    serve_on(listener, router(state), config, shutdown_signal()).await
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets the connections finish
+/// for at most [`SHUTDOWN_GRACE`].
+///
+/// `axum::serve` has no header-read or idle timeout and no connection cap: 1,100 idle sockets
+/// against a 1,024 file limit stopped `/healthz` (issue #8). Here each connection must send
+/// its headers, and may idle between requests, for at most `header_read_timeout_ms`; at most
+/// `max_connections` are served at once (beyond, clients wait in the kernel's listen queue,
+/// as with nginx's `worker_connections`); accept errors such as `EMFILE` pause the loop.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let header_timeout = Duration::from_millis(config.header_read_timeout_ms.max(1));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => permit.map_err(std::io::Error::other)?,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; pausing");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // Ends on close, timeout or error; the slot is free for the next client.
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("requests still running after the shutdown grace; stopping anyway");
+        }
+    }
+    Ok(())
+}
+
+/// Errors of one connection that ended before it was accepted: the next accept is fine.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset)
 }
 
 async fn shutdown_signal() {

@@ -4,14 +4,19 @@
 //!
 //! Wrong data and absent data get the same answer (`{"passports": []}`) after the same time
 //! (a floor of `lookup_floor_ms`); claim codes are compared as keyed hashes in constant time;
-//! attempts are limited per client address and per identity number.
+//! attempts are limited per client address, and failures per identity number and client.
+//!
+//! Why failures per identity *and client*: counting them per identity alone let anyone lock a
+//! traveller out for an hour with ten wrong lookups (issue #8). Past
+//! `identity_failures_before_slowdown` failures from all clients, lookups of that identity
+//! slow down but a fully correct triple is still answered (OWASP authentication cheat sheet:
+//! throttle rather than lock accounts out).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{Extensions, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{Extensions, HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -69,40 +74,38 @@ fn normalise_id(raw: &str) -> String {
         .unwrap_or_else(|_| raw.trim().to_ascii_uppercase())
 }
 
-/// The client's address for rate limiting; IPv6 by its /64, which one subscriber holds whole.
-fn client_of(ext: &Extensions) -> String {
-    match ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) {
-        Some(std::net::IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Some(ip) => ip.to_string(),
-        None => "unknown".to_owned(),
-    }
-}
+/// The window of the failure counters.
+const FAILURE_WINDOW: Duration = Duration::from_secs(3600);
 
 /// `POST /api/v1/passports/lookup` — traveller.
 async fn lookup(
     State(state): State<AppState>,
     ext: Extensions,
+    headers: HeaderMap,
     body: Result<Json<LookupRequest>, JsonRejection>,
 ) -> Result<Json<LookupAnswer>, ApiError> {
     let start = Instant::now();
-    let floor = Duration::from_millis(state.config().lookup_floor_ms);
+    let config = state.config();
     let Json(req) = body?;
-    if !state.allow(
-        format!("client:{}", client_of(&ext)),
-        state.config().lookups_per_client_per_minute,
-        Duration::from_secs(60),
-    ) {
+    let client = state.client_key(&ext, &headers);
+    if !state.allow(format!("client:{client}"), config.lookups_per_client_per_minute, Duration::from_secs(60)) {
         return Err(ApiError::TooManyRequests);
     }
     let id = normalise_id(&req.id_number);
     let id_hash = state.inner.secret.id_hash(&id);
-    let identity_key = format!("id:{}", crate::pki::revocation_hex(&id));
-    if !state.allow(identity_key, state.config().lookups_per_identity_per_hour, Duration::from_secs(3600)) {
+    // Keys hold a hash of the identity number, never the number.
+    let identity = crate::pki::revocation_hex(&id);
+    let (pair_key, identity_key) = (format!("idc:{identity}:{client}"), format!("id:{identity}"));
+    // Refused without looking: past its limit, this client learns nothing more on this
+    // identity, right or wrong.
+    if state.counted(&pair_key) >= config.lookups_per_identity_per_hour {
         return Err(ApiError::TooManyRequests);
     }
+    let floor = if state.counted(&identity_key) >= config.identity_failures_before_slowdown {
+        Duration::from_millis(config.lookup_slowdown_ms.max(config.lookup_floor_ms))
+    } else {
+        Duration::from_millis(config.lookup_floor_ms)
+    };
     let claim_hash = state.inner.secret.claim_hash(req.claim_code.trim().to_ascii_uppercase().as_str());
     let dob = parse_date(&req.dob).map(|d| d.to_iso()).unwrap_or_default();
     let stored = state.with_store(move |s| s.passports_by_id_hash(&id_hash)).await?;
@@ -138,6 +141,10 @@ async fn lookup(
                 token_expires_at: expires,
             });
         }
+    }
+    if found.is_empty() {
+        state.count(pair_key, FAILURE_WINDOW);
+        state.count(identity_key, FAILURE_WINDOW);
     }
     // The same time whether the person exists, the code is wrong, or it all matched.
     tokio::time::sleep(floor.saturating_sub(start.elapsed())).await;

@@ -2,8 +2,7 @@
 //! facility DSC (by kid). Verification in this instance fails at once; other instances
 //! re-read revocations every [`super::REVOCATION_REFRESH`]; the next trust list carries it.
 
-use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest as _, Request, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -15,7 +14,8 @@ use crate::pki::{Kid, revocation_hex};
 use crate::store::Revocation;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/revocations", post(revoke))
+    // A revocation is a UVCI or a kid: a few hundred bytes.
+    Router::new().route("/api/v1/revocations", post(revoke)).layer(axum::extract::DefaultBodyLimit::max(4096))
 }
 
 #[derive(Deserialize)]
@@ -33,13 +33,10 @@ pub(super) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(),
 }
 
 /// `POST /api/v1/revocations` — ministry, authenticated. Body `{"uvci": …}` or `{"kid": …}`.
-async fn revoke(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<RevokeRequest>, JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    require_admin(&state, &headers)?;
-    let Json(req) = body?;
+/// The token is checked before the body is read (OWASP: authenticate before doing work).
+async fn revoke(State(state): State<AppState>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&state, request.headers())?;
+    let Json(req) = Json::<RevokeRequest>::from_request(request, &state).await?;
     let revocation = match (req.uvci, req.kid) {
         (Some(uvci), None) if !uvci.trim().is_empty() => Revocation::Passport(revocation_hex(uvci.trim())),
         (None, Some(kid)) => {

@@ -17,6 +17,7 @@ use crate::pki::{Certificate, SigningKey};
 mod ledger;
 
 const ADMIN_TOKEN: &str = "test-admin-token";
+const METRICS_TOKEN: &str = "test-metrics-token";
 
 const REGISTRY: &str = "id_number,old_id,full_name,dob,sex
 001090000123,012345678,Nguyễn Văn An,1990-05-02,M
@@ -65,6 +66,7 @@ fn fixture(tweak: impl FnOnce(&mut Config)) -> Fixture {
         keys: keys(),
         secret: dir.path().join("secret"),
         admin_token_sha256: Some(sha256_hex(ADMIN_TOKEN.as_bytes())),
+        metrics_token_sha256: Some(sha256_hex(METRICS_TOKEN.as_bytes())),
         lookup_floor_ms: 20,
         ..Config::default()
     };
@@ -286,7 +288,7 @@ async fn operators_routes_answer() {
     let (status, _) = call(&f.state, Request::get("/healthz").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     verify(&f.state, "garbage").await;
-    let (status, body) = call(&f.state, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let (status, body) = call(&f.state, get_with("/metrics", Some(METRICS_TOKEN))).await;
     assert_eq!(status, StatusCode::OK);
     let text = String::from_utf8(body).unwrap();
     assert!(text.contains("vaxpass_verifications_total{reason=\"INVALID_PREFIX\"} 1"), "{text}");
@@ -524,7 +526,7 @@ async fn authorization_matrix_covers_every_route() {
             [StatusCode::UNAUTHORIZED, StatusCode::OK, StatusCode::OK, StatusCode::OK],
         ),
         ("GET /healthz", Box::new(|t| get_with("/healthz", t)), [StatusCode::OK; 4]),
-        ("GET /metrics", Box::new(|t| get_with("/metrics", t)), [StatusCode::OK; 4]),
+        ("GET /metrics", Box::new(|t| get_with("/metrics", t)), [StatusCode::UNAUTHORIZED; 4]),
         ("GET /api/openapi.json", Box::new(|t| get_with("/api/openapi.json", t)), [StatusCode::OK; 4]),
     ];
     let mut wrong = Vec::new();
@@ -567,4 +569,373 @@ mod never_500 {
         static F: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
         F.get_or_init(|| fixture(|_| {}))
     }
+}
+
+// ---- Issue #8 (service items) ----
+
+/// `req` as if it came from `peer` over a socket.
+fn from_peer(peer: &str, mut req: Request<Body>) -> Request<Body> {
+    let addr: std::net::SocketAddr = peer.parse().unwrap();
+    req.extensions_mut().insert(ConnectInfo(addr));
+    req
+}
+
+fn lookup_req(id: &str, dob: &str, code: &str) -> Request<Body> {
+    post_json("/api/v1/passports/lookup", &json!({"id_number": id, "dob": dob, "claim_code": code}), None)
+}
+
+#[tokio::test]
+async fn random_methods_do_not_grow_the_metrics_or_the_logs() {
+    // Issue #8 item 1: 500 random 200 KB methods took the server from 28 to 125 MiB and
+    // /metrics to 6 MB. Here 50 methods of 20 KB each.
+    let logs = global_logs();
+    let f = fixture(|_| {});
+    let app = router(f.state.clone());
+    for i in 0..50 {
+        let method = format!("X{i}{}", "A".repeat(20_000));
+        let req = Request::builder()
+            .method(axum::http::Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(format!("/nowhere/{i}{}", "p".repeat(2_000)))
+            .body(Body::empty())
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert!(res.status().is_client_error());
+    }
+    let (status, body) = call(&f.state, get_with("/metrics", Some(METRICS_TOKEN))).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    eprintln!("/metrics after 50 random methods: {} bytes", text.len());
+    assert!(text.len() < 8_000, "{} bytes", text.len());
+    assert!(text.contains("method=\"other\",route=\"unmatched\""), "{text}");
+    assert!(!text.contains("AAAA") && !text.contains("pppp"));
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(!logged.contains("AAAAAAAA") && !logged.contains("pppppppp"), "a request-derived field reached the log");
+}
+
+#[test]
+fn ipv4_mapped_peers_are_their_ipv4_address_and_proxies_are_believed_only_when_trusted() {
+    let none = axum::http::HeaderMap::new();
+    let mapped: std::net::IpAddr = "::ffff:203.0.113.7".parse().unwrap();
+    assert_eq!(client_key(canonical_ip(mapped), &none, &[]), "203.0.113.7");
+    let v6: std::net::IpAddr = "2001:db8:1:2:3:4:5:6".parse().unwrap();
+    assert_eq!(client_key(v6, &none, &[]), "2001:db8:1:2::/64");
+
+    let proxy: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+    let mut xff = axum::http::HeaderMap::new();
+    xff.insert("x-forwarded-for", "198.51.100.1, 203.0.113.9, 10.0.0.2".parse().unwrap());
+    let trusted = ["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
+    // The rightmost hop that is not one of our proxies; the forged left part is ignored.
+    assert_eq!(client_key(proxy, &xff, &trusted), "203.0.113.9");
+    // From a peer that is not a trusted proxy, the header is the client's own claim.
+    let stranger: std::net::IpAddr = "192.0.2.5".parse().unwrap();
+    assert_eq!(client_key(stranger, &xff, &trusted), "192.0.2.5");
+    let mut junk = axum::http::HeaderMap::new();
+    junk.insert("x-forwarded-for", "not-an-address".parse().unwrap());
+    assert_eq!(client_key(proxy, &junk, &trusted), "10.0.0.1");
+}
+
+#[tokio::test]
+async fn one_ipv4_client_does_not_rate_limit_the_others_on_a_dual_stack_listener() {
+    // Issue #8 item 3: every `::ffff:a.b.c.d` fell into one /64 key.
+    let f = fixture(|c| c.lookups_per_client_per_minute = 2);
+    for _ in 0..3 {
+        call(&f.state, from_peer("[::ffff:198.51.100.1]:4000", lookup_req("1", "1", "1"))).await;
+    }
+    let (status, _) = call(&f.state, from_peer("[::ffff:198.51.100.1]:4001", lookup_req("2", "2", "2"))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let (status, _) = call(&f.state, from_peer("[::ffff:198.51.100.2]:4000", lookup_req("3", "3", "3"))).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Behind a trusted proxy, clients are told apart by its header, and only its header.
+    let f = fixture(|c| {
+        c.lookups_per_client_per_minute = 2;
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    });
+    let via_proxy = |client: &str| {
+        let mut req = from_peer("127.0.0.1:5000", lookup_req("4", "4", "4"));
+        req.headers_mut().insert("x-forwarded-for", client.parse().unwrap());
+        req
+    };
+    for _ in 0..2 {
+        assert_eq!(call(&f.state, via_proxy("198.51.100.1")).await.0, StatusCode::OK);
+    }
+    assert_eq!(call(&f.state, via_proxy("198.51.100.1")).await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(call(&f.state, via_proxy("198.51.100.2")).await.0, StatusCode::OK);
+    // A direct client cannot choose its key by sending the header.
+    for client in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+        let mut req = from_peer("203.0.113.50:6000", lookup_req("5", "5", "5"));
+        req.headers_mut().insert("x-forwarded-for", client.parse().unwrap());
+        let want = if client == "192.0.2.3" { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::OK };
+        assert_eq!(call(&f.state, req).await.0, want, "{client}");
+    }
+}
+
+#[tokio::test]
+async fn a_third_party_cannot_lock_a_traveller_out() {
+    // Issue #8 item 10: ten wrong lookups for a victim's number locked the victim out.
+    let f = fixture(|c| {
+        c.lookups_per_client_per_minute = 1000;
+        c.lookups_per_identity_per_hour = 10;
+        c.identity_failures_before_slowdown = 15;
+        c.lookup_slowdown_ms = 200;
+    });
+    let an = f.passports.iter().find(|p| p.id_number == "001090000123").unwrap();
+    let attacker = "198.51.100.66:1000";
+    for _ in 0..10 {
+        let (status, _) =
+            call(&f.state, from_peer(attacker, lookup_req(&an.id_number, "1990-05-02", "GUESS00000"))).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // The attacker is refused, even with the right data...
+    let right = || lookup_req(&an.id_number, "1990-05-02", &an.claim_code);
+    assert_eq!(call(&f.state, from_peer(attacker, right())).await.0, StatusCode::TOO_MANY_REQUESTS);
+    // ...while the traveller, from elsewhere, gets the passport.
+    let (status, body) = call(&f.state, from_peer("203.0.113.20:2000", right())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["passports"][0]["uvci"], an.uvci.as_str());
+
+    // Many attackers: past the identity-wide threshold every lookup of it slows down, and
+    // the right triple is still answered.
+    for i in 0..6 {
+        let peer = format!("198.51.100.{}:1000", 100 + i);
+        call(&f.state, from_peer(&peer, lookup_req(&an.id_number, "1990-05-02", "GUESS00001"))).await;
+    }
+    let start = std::time::Instant::now();
+    let (status, body) = call(&f.state, from_peer("203.0.113.21:2000", right())).await;
+    assert!(start.elapsed() >= std::time::Duration::from_millis(200), "{:?}", start.elapsed());
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["passports"][0]["uvci"], an.uvci.as_str());
+}
+
+/// A request body for attacks: endless chunks that record being read, or chunks from a
+/// channel.
+enum TestBody {
+    Watched(std::sync::Arc<std::sync::atomic::AtomicBool>),
+    Fed(tokio::sync::mpsc::Receiver<axum::body::Bytes>),
+}
+
+impl axum::body::HttpBody for TestBody {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        match self.get_mut() {
+            TestBody::Watched(polled) => {
+                polled.store(true, std::sync::atomic::Ordering::SeqCst);
+                std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(axum::body::Bytes::from(vec![b'x'; 65_536])))))
+            }
+            TestBody::Fed(rx) => rx.poll_recv(cx).map(|chunk| chunk.map(|c| Ok(hyper::body::Frame::data(c)))),
+        }
+    }
+}
+
+/// A body that records whether anyone read it, and never ends.
+fn watched_body(polled: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Body {
+    Body::new(TestBody::Watched(polled))
+}
+
+#[tokio::test]
+async fn unauthenticated_uploads_are_refused_before_their_body_is_read() {
+    // Issue #8 item 6: 60 anonymous 8 MB uploads took the server from 37 to 491 MiB.
+    let f = fixture(|_| {});
+    for (uri, token) in [
+        ("/api/v1/batches", None),
+        ("/api/v1/batches", Some("vxp_wrong")),
+        ("/api/v1/revocations", None),
+        ("/api/v1/revocations", Some("wrong")),
+    ] {
+        let polled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut req = Request::post(uri).header(header::CONTENT_TYPE, "text/csv");
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let (status, _) = call(&f.state, req.body(watched_body(polled.clone())).unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert!(!polled.load(std::sync::atomic::Ordering::SeqCst), "{uri}: the body was read before the token");
+    }
+    // Authenticated, the revocation body is bounded to a few KB.
+    let big = json!({"uvci": "x".repeat(10_000)});
+    let (status, _) = call(&f.state, post_json("/api/v1/revocations", &big, Some(ADMIN_TOKEN))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// A body of `total` bytes sent in `chunk`-byte pieces, each after `pause`.
+fn slow_body(total: usize, chunk: usize, pause: std::time::Duration) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(1);
+    tokio::spawn(async move {
+        // Rows the gate rejects at once: the test is about the transfer, not the signing.
+        let line = b"X,01001,,,,,,,,,,\n";
+        let mut header = UPLOAD.lines().next().unwrap().as_bytes().to_vec();
+        header.push(b'\n');
+        let mut data = header;
+        while data.len() < total {
+            data.extend_from_slice(line);
+        }
+        for piece in data.chunks(chunk) {
+            tokio::time::sleep(pause).await;
+            if tx.send(axum::body::Bytes::copy_from_slice(piece)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Body::new(TestBody::Fed(rx))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_uploads_get_the_upload_timeout_not_the_small_routes_one() {
+    // Issue #8 item 14: a 4.4 MB upload at 300 KB/s got 408 after 10 s. Scaled down: a
+    // 1 s limit for small routes, a 2 s upload at ~150 KB/s.
+    let f = fixture(|c| {
+        c.request_timeout_secs = 1;
+        c.upload_timeout_secs = 60;
+    });
+    let token = facility_token(&f.state, "01001");
+    let req = Request::post("/api/v1/batches")
+        .header(header::CONTENT_TYPE, "text/csv")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(slow_body(300_000, 15_000, std::time::Duration::from_millis(100)))
+        .unwrap();
+    let start = std::time::Instant::now();
+    let (status, body) = call(&f.state, req).await;
+    assert!(start.elapsed() > std::time::Duration::from_secs(1));
+    assert_eq!(status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&body));
+
+    // The upload limit still applies.
+    let f = fixture(|c| {
+        c.request_timeout_secs = 1;
+        c.upload_timeout_secs = 1;
+    });
+    let token = facility_token(&f.state, "01001");
+    let req = Request::post("/api/v1/batches")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(slow_body(300_000, 15_000, std::time::Duration::from_millis(100)))
+        .unwrap();
+    assert_eq!(call(&f.state, req).await.0, StatusCode::REQUEST_TIMEOUT);
+}
+
+#[tokio::test]
+async fn pages_have_a_strict_policy_and_every_answer_the_baseline_headers() {
+    let f = fixture(|_| {});
+    for uri in
+        ["/verify", "/passport", "/", "/verify.js", "/passport.js", "/verify.css", "/api/v1/trust-list", "/healthz"]
+    {
+        let res = router(f.state.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{uri}");
+        assert_eq!(res.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
+        assert_eq!(res.headers()[header::REFERRER_POLICY], "no-referrer", "{uri}");
+        if let Some(csp) = res.headers().get(header::CONTENT_SECURITY_POLICY) {
+            let csp = csp.to_str().unwrap();
+            assert!(!csp.contains("unsafe-inline") && csp.contains("script-src 'self'"), "{uri}: {csp}");
+            let html = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+            // Every script is a file the policy allows: no inline code, no inline handlers.
+            assert!(!html.contains("<script>") && !html.contains("<style>") && !html.contains(" onclick="), "{uri}");
+            assert!(html.contains("<script src=\"/"), "{uri}");
+        }
+    }
+    // /metrics is not public.
+    assert_eq!(call(&f.state, get_with("/metrics", None)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&f.state, get_with("/metrics", Some(ADMIN_TOKEN))).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&f.state, get_with("/metrics", Some(METRICS_TOKEN))).await.0, StatusCode::OK);
+    // With its own address, /metrics leaves the public one.
+    let f = fixture(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap()));
+    assert_eq!(call(&f.state, get_with("/metrics", Some(METRICS_TOKEN))).await.0, StatusCode::NOT_FOUND);
+    let res = ops::operators_router()
+        .with_state(f.state.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_of_a_finder_pattern_lattice_is_refused_quickly_and_frees_its_slot() {
+    // Issue #8 item 2: such PNGs cost 0.5–17 s each and kept running after the 408.
+    let f = fixture(|_| {});
+    let png = crate::scan::tests::finder_lattice(800, 4, 20);
+    let boundary = "XBOUNDARYX";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&png);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let slots = f.state.inner.photo_slots.available_permits();
+    let start = std::time::Instant::now();
+    for _ in 0..4 {
+        let req = Request::post("/api/v1/verify")
+            .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+            .body(Body::from(body.clone()))
+            .unwrap();
+        assert_eq!(call(&f.state, req).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    eprintln!("4 lattice photos through the router: {:?}", start.elapsed());
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(f.state.inner.photo_slots.available_permits(), slots);
+}
+
+/// Reads from `socket` until it is closed by the server (or `limit` passes: the test fails).
+async fn closed_by_server(socket: &mut tokio::net::TcpStream, limit: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 4096];
+    let read_all = async {
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(limit, read_all).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_partial_connections_are_closed_and_healthz_answers_at_the_cap() {
+    // Issue #8 item 5: with 1,100 idle sockets and a 1,024 file limit /healthz stopped.
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let f = fixture(|c| {
+        c.header_read_timeout_ms = 300;
+        c.max_connections = 4;
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_on(listener, router(f.state.clone()), f.state.config().clone(), async {
+        let _ = stopped.await;
+    }));
+    let start = std::time::Instant::now();
+    // Two clients that never finish their headers, one that sends nothing, one that idles
+    // after a keep-alive request: the cap of 4 is reached.
+    let mut partial = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        partial.push(s);
+    }
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    while !String::from_utf8_lossy(&answer).contains("\"ok\"") {
+        let mut buf = [0u8; 1024];
+        let n = idle.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before answering");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    // A fifth client is served once the server has closed the idle ones.
+    let mut health = tokio::net::TcpStream::connect(addr).await.unwrap();
+    health.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), health.read_to_end(&mut reply)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&reply));
+    eprintln!("/healthz answered at the connection cap after {:?}", start.elapsed());
+    let limit = std::time::Duration::from_secs(10);
+    for s in partial.iter_mut().chain([&mut silent, &mut idle]) {
+        assert!(closed_by_server(s, limit).await, "a slow or idle connection stayed open");
+    }
+    eprintln!("idle and partial connections closed after {:?}", start.elapsed());
+    let _ = stop.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(10), server).await.unwrap().unwrap().unwrap();
 }

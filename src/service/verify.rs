@@ -1,6 +1,9 @@
 //! `POST /api/v1/verify` (SPEC §7): a QR text (JSON `{"qr": …}`) or a photo of a QR code
 //! (multipart upload, decoded here) in, the `verify --json` object of SPEC §6 out.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::header;
 use axum::routing::post;
@@ -9,7 +12,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{ApiError, AppState};
-use crate::scan::{ScanError, qr_text_from_photo};
+use crate::scan::{ScanError, qr_text_from_photo_cancellable};
 use crate::verify::Verdict;
 
 /// Largest JSON verification request: a QR text is at most 4,296 characters.
@@ -37,13 +40,26 @@ async fn verify(State(state): State<AppState>, request: Request) -> Result<Json<
         )
         .await?;
         // ~30 ms and up to 64 MB of image work: off the async workers, one per core at most.
-        let _slot = state.inner.photo_slots.acquire().await.map_err(ApiError::internal)?;
-        tokio::task::spawn_blocking(move || qr_text_from_photo(&photo)).await.map_err(ApiError::internal)?.map_err(
-            |e| match e {
-                ScanError::TooLarge => ApiError::PayloadTooLarge,
-                ScanError::NotAnImage | ScanError::NoQrCode => ApiError::Unprocessable(e.to_string()),
-            },
-        )?
+        // The slot moves into the blocking work and is released when that work ends, not
+        // when the request is answered (issue #8: a 408 released the slot while the decode
+        // ran on, and 15 decodes shared 2 cores). If the request is dropped (timeout,
+        // client gone, shutdown) the decode is told to stop at its next stage.
+        let slot = Arc::clone(&state.inner.photo_slots).acquire_owned().await.map_err(ApiError::internal)?;
+        let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+        let flag = Arc::clone(&cancel.0);
+        tokio::task::spawn_blocking(move || {
+            let text = qr_text_from_photo_cancellable(&photo, &flag);
+            drop(slot);
+            text
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            ScanError::TooLarge => ApiError::PayloadTooLarge,
+            ScanError::NotAnImage | ScanError::NoQrCode | ScanError::TooManyPatterns | ScanError::Cancelled => {
+                ApiError::Unprocessable(e.to_string())
+            }
+        })?
     } else {
         // JSON is bounded far below the photo limit, with or without a Content-Length.
         let bytes =
@@ -56,6 +72,15 @@ async fn verify(State(state): State<AppState>, request: Request) -> Result<Json<
     let verdict = state.verifier().verify(&text, OffsetDateTime::now_utc());
     state.inner.metrics.verification(verdict.reason.as_str());
     Ok(Json(verdict))
+}
+
+/// Sets its flag when dropped: the handler's future is dropped when the request times out.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The first file field (or the field named `image`) of the upload.

@@ -9,6 +9,7 @@ mod pdf_certificate;
 mod pki_hierarchy;
 mod render_cli;
 mod service_instances;
+mod service_limits;
 mod sign_batch;
 mod sign_ledger;
 mod sign_resume;
