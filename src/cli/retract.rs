@@ -43,6 +43,10 @@ pub(super) struct RetractArgs {
     /// A file of record ids, one per line (blank lines, `#` comments and a `record_id` header skipped).
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
+    /// Retract any facility's records, as the Ministry (the re-issued passports are still
+    /// signed with --key); without it, only records of doses this facility gave.
+    #[arg(long)]
+    ministry: bool,
     /// Why (kept in the audit log).
     #[arg(long, value_name = "TEXT", default_value = "retracted by the facility")]
     reason: String,
@@ -134,12 +138,12 @@ pub(super) fn run(args: RetractArgs) -> anyhow::Result<ExitCode> {
     let mut rejected = csv::Writer::from_writer(create("rejected.csv")?);
     rejected.write_record(["record_id", "reason", "detail", "suggestion"])?;
     let mut sink = RetractSink {
-        run_id: run_id(&facility.facility_code, &ids, &args.reason),
+        run_id: run_id(if args.ministry { "ministry" } else { &facility.facility_code }, &ids, &args.reason),
         store: store::open(&args.db).with_context(|| format!("opening the database {}", args.db))?,
         passports: PassportFile::start(create("passports.jsonl")?, None)
             .context("starting the passports.jsonl writer")?,
     };
-    let scope = RetractScope::Facility(&facility.facility_code);
+    let scope = if args.ministry { RetractScope::Ministry } else { RetractScope::Facility(&facility.facility_code) };
     let outcome = gate::retract(&ids, &args.reason, scope, &facility, &mut sink)?;
     let answer = serde_json::to_string(&outcome)?;
     let rejected = rejected.into_inner().map_err(|e| anyhow::anyhow!("writing rejected.csv: {e}"))?;

@@ -385,7 +385,8 @@ pub fn retract(
         persons.push(PersonWork { holder, doses: rest, writes: Vec::new(), retracted, passports, hash: h });
     }
     let mut summary = Summary::default();
-    let (listed, _) = sign_and_record(Work { persons, links: Vec::new() }, facility, Some((reason, scope)), sink, &mut summary)?;
+    let (listed, _) =
+        sign_and_record(Work { persons, links: Vec::new() }, facility, Some((reason, scope)), sink, &mut summary)?;
     Ok(Retraction {
         retracted: (target_ids.len() + done.iter().filter(|d| !target_ids.contains(d.as_str())).count()) as u64,
         revoked: summary.revoked_uvcis,

@@ -5,6 +5,7 @@
 
 mod conformance;
 mod gen_weeks;
+mod ledger_replay;
 mod pdf_certificate;
 mod pki_hierarchy;
 mod render_cli;
