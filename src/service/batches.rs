@@ -221,6 +221,13 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
         Ok(summary) => {
             batch.status = "done".into();
             batch.summary = serde_json::to_string(&summary).ok();
+            // Passports the batch revoked verify as REVOKED here at once (SPEC §8.2), before
+            // the batch reports itself done; other instances within the refresh interval.
+            if summary.revoked > 0 {
+                if let Err(e) = state.refresh_revocations() {
+                    tracing::warn!(error = %e, "revocation refresh after a batch failed");
+                }
+            }
         }
         Err(e) => {
             tracing::error!(batch_id = %batch.batch_id, error = %e, "batch failed");
@@ -250,7 +257,10 @@ async fn status(
     let batch = state.with_store(move |s| s.batch(&lookup)).await?;
     // Another facility's batch is "not found", not "forbidden": ids are not confirmed.
     let batch = batch.filter(|b| b.facility_code == facility_code).ok_or(ApiError::NotFound)?;
+    let changes_of = id.clone();
     let results = state.with_store(move |s| s.batch_results(&id, MAX_LISTED)).await?;
+    // What revoked.csv lists for a CLI run (SPEC §8.2).
+    let changes = state.with_store(move |s| s.run_changes(&changes_of)).await?;
     let rejected = results.rejections;
     let passports: Vec<Value> = results
         .passports
@@ -265,5 +275,6 @@ async fn status(
         "summary": batch.summary.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
         "passports": passports,
         "rejected": rejected,
+        "revoked": changes.revoked.iter().map(|u| json!({"uvci": u, "reason": "corrected"})).collect::<Vec<_>>(),
     })))
 }

@@ -124,3 +124,21 @@ async fn retraction_revokes_reissues_and_answers_unknown_for_foreign_records() {
     let (_, old) = lookup(&f.state, "001090000123", "1990-05-02", &an.claim_code).await;
     assert_eq!(old["passports"], json!([]), "a revoked passport is never listed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_upload_follows_the_ledger_rules_and_lists_what_it_revoked() {
+    let f = fixture(|c| c.registry = Some(registry_file()));
+    let a = facility_token(&f.state, "01001");
+    let an = f.passports.iter().find(|p| p.id_number == "001090000123").unwrap().clone();
+    // R2's date corrected: An's passport is revoked and re-issued with her whole series.
+    let csv = "record_id,facility_code,id_number,full_name,dob,sex,nationality,phone,vaccine,lot,dose_number,vaccination_date
+R2,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,AstraZeneca,,,2021-09-22
+";
+    let (_, body) = call(&f.state, upload(Some(&a), csv)).await;
+    let id = serde_json::from_slice::<Value>(&body).unwrap()["batch_id"].as_str().unwrap().to_owned();
+    let done = finished(&f.state, &id, &a).await;
+    assert_eq!((done["summary"]["revoked"].as_u64(), done["summary"]["superseded"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(done["revoked"], json!([{"uvci": an.uvci, "reason": "corrected"}]));
+    assert_eq!(done["passports"][0]["record_ids"], json!(["R1", "R2"]));
+    assert_eq!(verify(&f.state, &an.hc1).await["reason"], "REVOKED");
+}
