@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use time::OffsetDateTime;
 
+use crate::gate::output::{create_private_file, csv_safe_cell};
 use crate::gate::{
     self, BatchSink, DerivationKey, DoseReader, GateError, Registry, Rejection, SignedPassport, SigningFacility,
     Summary,
@@ -171,7 +172,9 @@ impl PassportFile {
                         let name: String =
                             p.uvci.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
                         let bytes = render_qr(&p.hc1, *format).map_err(sink_error)?;
-                        std::fs::write(dir.join(format!("{name}.{ext}")), bytes).map_err(sink_error)?;
+                        create_private_file(&dir.join(format!("{name}.{ext}")))
+                            .and_then(|mut f| f.write_all(&bytes))
+                            .map_err(sink_error)?;
                     }
                 }
             }
@@ -198,9 +201,9 @@ impl PassportFile {
 
 impl BatchSink for FileSink {
     fn rejected(&mut self, r: &Rejection) -> Result<(), GateError> {
-        self.rejected
-            .write_record([r.record_id.as_str(), r.reason.as_str(), &r.detail, &r.suggestion])
-            .map_err(sink_error)
+        // Commune staff open rejected.csv in a spreadsheet: no cell may run as a formula.
+        let cells = [r.record_id.as_str(), r.reason.as_str(), &r.detail, &r.suggestion].map(csv_safe_cell);
+        self.rejected.write_record(cells.iter().map(|c| c.as_bytes())).map_err(sink_error)
     }
 
     fn already_signed(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, GateError> {
@@ -279,7 +282,7 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
         let p = tmp(&args.out, name);
         Ok(BufWriter::with_capacity(
             1 << 20,
-            File::create(&p).with_context(|| format!("{}: cannot create", p.display()))?,
+            create_private_file(&p).with_context(|| format!("{}: cannot create", p.display()))?,
         ))
     };
     let mut rejected = csv::Writer::from_writer(create("rejected.csv")?);
@@ -315,8 +318,9 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     let passports = sink.passports.finish()?;
     passports.sync_all().context("writing passports.jsonl")?;
     let summary_tmp = tmp(&args.out, "summary.json");
-    std::fs::write(&summary_tmp, format!("{summary_json}\n"))?;
-    File::open(&summary_tmp).and_then(|f| f.sync_all()).context("writing summary.json")?;
+    create_private_file(&summary_tmp)
+        .and_then(|mut f| f.write_all(format!("{summary_json}\n").as_bytes()).and_then(|()| f.sync_all()))
+        .context("writing summary.json")?;
     match std::fs::remove_file(args.out.join("summary.json")) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).context("replacing summary.json"),
         _ => {}

@@ -12,10 +12,10 @@ use time::OffsetDateTime;
 
 use super::checks::{PersonKey, RowIdentity, check_row};
 use super::registry::Registry;
-use super::rows::{DoseReader, RawRow};
+use super::rows::{DoseReader, RawRow, bad_row};
 use super::series::{DoseSeries, group};
 use super::{GateError, Rejection};
-use crate::passport::{self, Algorithm, PassportContent, Person, Uvci, number_doses};
+use crate::passport::{self, Algorithm, MAX_HC1_LEN_Q, PassportContent, Person, Uvci, number_doses};
 use crate::pki::{Certificate, SigningKey};
 
 /// Default passport lifetime: 365 days (SPEC §3; Decision 5772: valid 12 months).
@@ -52,9 +52,31 @@ impl DerivationKey {
 
     /// Loads the deployment secret file (hex), creating it (32 random bytes, mode 0600) on
     /// first use. Returns whether it was created.
+    ///
+    /// A secret that group or others may read or write is refused, as OpenSSH refuses such a
+    /// private key and PostgreSQL such a server key: whoever reads it can recompute every
+    /// identity-number hash and claim code (issue #8, item 12). A warning would scroll past
+    /// in a batch log while the exposure stayed.
     pub fn load_or_create(path: &std::path::Path) -> Result<(DerivationKey, bool), crate::pki::FileError> {
         use crate::pki::FileError;
         let created = !path.exists();
+        #[cfg(unix)]
+        if !created {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(path)
+                .map_err(|cause| FileError::Io { path: path.to_owned(), cause })?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(FileError::content(
+                    path,
+                    format!(
+                        "the deployment secret has mode {:03o}: group or others can use it; run `chmod 600` on it",
+                        mode & 0o777
+                    ),
+                ));
+            }
+        }
         if created {
             let mut bytes = [0u8; 32];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
@@ -331,13 +353,16 @@ pub fn run<R: Read + Send>(
     // The pool signs chunk n while a writer thread records chunk n−1 (database first, then
     // the output file), so storage waits overlap with signing.
     let writer_busy = std::thread::scope(|scope| -> Result<std::time::Duration, GateError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<SignedPassport>, Vec<bool>, u64)>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<SignedPassport>, Vec<bool>, Vec<Rejection>, u64)>(1);
         let writer = std::thread::Builder::new()
             .name("vaxpass-writer".into())
             .spawn_scoped(scope, move || -> Result<std::time::Duration, GateError> {
                 let mut busy = std::time::Duration::ZERO;
-                for (passports, fresh, done) in rx {
+                for (passports, fresh, too_long, done) in rx {
                     let start = std::time::Instant::now();
+                    for r in &too_long {
+                        sink.rejected(r)?;
+                    }
                     sink.signed(passports, fresh)?;
                     sink.progress(done, total);
                     busy += start.elapsed();
@@ -361,8 +386,27 @@ pub fn run<R: Read + Send>(
                 .collect();
             let mut passports = Vec::with_capacity(results.len());
             let mut fresh = Vec::with_capacity(results.len());
+            let mut too_long = Vec::new();
             for r in results {
                 let (p, f) = r?;
+                // A passport no QR code at level Q holds cannot be printed: its rows are
+                // rejected instead (issue #8, item 13). The name bound at the row checks
+                // makes this rare; a long dose history can still get here.
+                if p.hc1.len() > MAX_HC1_LEN_Q {
+                    for record_id in p.record_ids {
+                        let r = bad_row(
+                            record_id,
+                            format!(
+                                "the passport would be {} characters, more than a QR code holds at error correction level Q ({MAX_HC1_LEN_Q})",
+                                p.hc1.len()
+                            ),
+                        );
+                        summary.rejected_rows += 1;
+                        *summary.by_reason.entry(r.reason.as_str().to_owned()).or_default() += 1;
+                        too_long.push(r);
+                    }
+                    continue;
+                }
                 summary.signed_rows += p.record_ids.len() as u64;
                 summary.reused += u64::from(!f);
                 passports.push(p);
@@ -370,7 +414,7 @@ pub fn run<R: Read + Send>(
             }
             summary.passports += passports.len() as u64;
             done += chunk.len() as u64;
-            if tx.send((passports, fresh, done)).is_err() {
+            if tx.send((passports, fresh, too_long, done)).is_err() {
                 // The writer stopped on an error; it is reported below.
                 break;
             }

@@ -10,6 +10,7 @@ mod checks;
 pub mod dates;
 pub mod identity;
 pub mod names;
+pub mod output;
 mod registry;
 mod rows;
 mod series;

@@ -6,7 +6,9 @@
 //! few claims they need.
 
 use super::DecodeError;
-use super::cbor_json::Reader;
+use std::collections::HashSet;
+
+use super::cbor_json::{Malformed, Reader};
 
 /// CWT claim keys (RFC 8392 §3.1; hcert spec §3.3.3).
 pub(crate) mod key {
@@ -49,41 +51,61 @@ pub struct Claims {
     pub history: Option<serde_json::Value>,
 }
 
-/// Decodes the CWT claims. Structural problems are `CWT_DECODING_FAILED`.
+/// The message of a CBOR reading failure in the claims.
+fn cwt_error(e: Malformed) -> DecodeError {
+    match e {
+        Malformed::Syntax => DecodeError::Cwt("the payload is not well-formed CBOR"),
+        Malformed::DuplicateKey => DecodeError::Cwt("a map in the payload repeats a key"),
+    }
+}
+
+/// Records `key` (the JSON text of a map key) as seen, refusing it the second time: RFC
+/// 8949 §5.6 makes a map with a repeated key invalid, and a decoder that let the last
+/// `-260` win would verify a DCC other verifiers do not see (issue #8).
+fn check_new_key(seen: &mut HashSet<String>, key: String) -> Result<(), DecodeError> {
+    if seen.insert(key) { Ok(()) } else { Err(cwt_error(Malformed::DuplicateKey)) }
+}
+
+/// Decodes the CWT claims. Structural problems are `CWT_DECODING_FAILED`, and so is a
+/// missing `exp`: the hcert specification (§3.3.3 "Expiration Time ... MUST be present")
+/// requires it, and without it a passport would be valid forever (issue #8).
 pub(crate) fn parse_claims(payload: &[u8]) -> Result<Claims, DecodeError> {
-    let not_cbor = |_| DecodeError::Cwt("the payload is not well-formed CBOR");
     let mut r = Reader::new(payload);
-    let head = r.head().map_err(not_cbor)?;
+    let head = r.head().map_err(cwt_error)?;
     if head.major != 5 {
         return Err(DecodeError::Cwt("the payload is not a CBOR map"));
     }
     let mut claims =
         Claims { issuer: None, issued_at: None, expires_at: None, dcc: serde_json::Value::Null, history: None };
     let mut dcc = None;
+    let mut seen = HashSet::new();
     let mut entries = head.arg;
     while r.next_entry(&mut entries) {
-        let key_head = r.head().map_err(not_cbor)?;
+        let key_head = r.head().map_err(cwt_error)?;
         let Some(key) = Reader::integer(key_head).and_then(|k| i64::try_from(k).ok()) else {
-            // A text or other key: not a claim we read.
-            r.json_after_head(key_head, 1).map_err(not_cbor)?;
-            r.skip(1).map_err(not_cbor)?;
+            // A text or other key: not a claim we read, but it must not repeat either.
+            let other = r.json_after_head(key_head, 1).map_err(cwt_error)?;
+            check_new_key(&mut seen, other.to_string())?;
+            r.skip(1).map_err(cwt_error)?;
             continue;
         };
+        check_new_key(&mut seen, key.to_string())?;
         match key {
             key::ISSUER => {
-                let h = r.head().map_err(not_cbor)?;
+                let h = r.head().map_err(cwt_error)?;
                 claims.issuer = Some(r.text(h).map_err(|_| DecodeError::Cwt("iss is not text"))?);
             }
             key::ISSUED_AT => {
-                claims.issued_at = Some(r.number(1).map_err(not_cbor)?.ok_or(DecodeError::Cwt("iat is not a number"))?);
+                claims.issued_at =
+                    Some(r.number(1).map_err(cwt_error)?.ok_or(DecodeError::Cwt("iat is not a number"))?);
             }
             key::EXPIRES => {
                 claims.expires_at =
-                    Some(r.number(1).map_err(not_cbor)?.ok_or(DecodeError::Cwt("exp is not a number"))?);
+                    Some(r.number(1).map_err(cwt_error)?.ok_or(DecodeError::Cwt("exp is not a number"))?);
             }
             key::HCERT => dcc = Some(hcert_dcc(&mut r)?),
-            key::DOSE_HISTORY => claims.history = Some(r.json(1).map_err(not_cbor)?),
-            _ => r.skip(1).map_err(not_cbor)?,
+            key::DOSE_HISTORY => claims.history = Some(r.json(1).map_err(cwt_error)?),
+            _ => r.skip(1).map_err(cwt_error)?,
         }
     }
     if !r.at_end() {
@@ -91,25 +113,32 @@ pub(crate) fn parse_claims(payload: &[u8]) -> Result<Claims, DecodeError> {
     }
     claims.dcc =
         dcc.ok_or(DecodeError::Cwt("no hcert claim (-260)"))?.ok_or(DecodeError::Cwt("hcert has no DCC (key 1)"))?;
+    if claims.expires_at.is_none() {
+        return Err(DecodeError::Cwt("no expiry (exp, claim 4)"));
+    }
     Ok(claims)
 }
 
 /// Reads the `hcert` map and returns its DCC (key 1), if any.
 fn hcert_dcc(r: &mut Reader<'_>) -> Result<Option<serde_json::Value>, DecodeError> {
-    let not_cbor = |_| DecodeError::Cwt("the payload is not well-formed CBOR");
-    let head = r.head().map_err(not_cbor)?;
+    let head = r.head().map_err(cwt_error)?;
     if head.major != 5 {
         return Err(DecodeError::Cwt("no hcert claim (-260)"));
     }
     let mut dcc = None;
+    let mut seen = HashSet::new();
     let mut entries = head.arg;
     while r.next_entry(&mut entries) {
-        let key_head = r.head().map_err(not_cbor)?;
+        let key_head = r.head().map_err(cwt_error)?;
+        let key = match Reader::integer(key_head) {
+            Some(k) => k.to_string(),
+            None => r.json_after_head(key_head, 2).map_err(cwt_error)?.to_string(),
+        };
+        check_new_key(&mut seen, key)?;
         if Reader::integer(key_head) == Some(i128::from(key::HCERT_DCC)) {
-            dcc = Some(r.json(2).map_err(not_cbor)?);
+            dcc = Some(r.json(2).map_err(cwt_error)?);
         } else {
-            r.json_after_head(key_head, 2).map_err(not_cbor)?;
-            r.skip(2).map_err(not_cbor)?;
+            r.skip(2).map_err(cwt_error)?;
         }
     }
     Ok(dcc)

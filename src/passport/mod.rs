@@ -18,7 +18,7 @@ pub mod vaccines;
 pub use cose::{Algorithm, CoseSign1};
 pub use cwt::{CertificateKind, Claims, check_schema};
 pub use dcc::{DCC_VERSION, Dose, ISSUER_COUNTRY, NumberedDose, PassportContent, Person, number_doses};
-pub use hc1::{HC1_PREFIX, MAX_HC1_LEN, MAX_INFLATED_LEN};
+pub use hc1::{HC1_PREFIX, MAX_HC1_LEN, MAX_HC1_LEN_Q, MAX_INFLATED_LEN};
 pub use uvci::Uvci;
 pub use vaccines::Vaccine;
 
@@ -31,7 +31,11 @@ pub enum DecodeError {
     #[error("the text does not start with HC1:")]
     InvalidPrefix,
     /// Longer than any QR code holds ([`MAX_HC1_LEN`]) → `BASE45_DECODING_FAILED`.
-    #[error("{len} characters is more than a QR code holds")]
+    #[error(
+        "the text is {len} characters long, more than any QR code holds ({MAX_HC1_LEN}; a passport \
+         printed at error correction level Q holds at most {MAX_HC1_LEN_Q}): it was not read from a \
+         QR code and is not decoded"
+    )]
     TooLong {
         /// The length received.
         len: usize,
@@ -114,6 +118,28 @@ pub fn sign<E>(
     let signature = sign(&cose::sig_structure(&protected, &payload))?;
     let message = cose::assemble(&protected, &payload, &signature);
     Ok(Some(hc1::encode(&message)))
+}
+
+/// Signs already encoded CWT claims under an already encoded protected header and
+/// unprotected header map, as [`sign`] does, so that tests can sign hostile content with a
+/// valid signature and see that the content itself is refused.
+#[cfg(test)]
+pub(crate) fn sign_raw(
+    protected: &[u8],
+    unprotected: &[u8],
+    payload: &[u8],
+    sign: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> String {
+    let signature = sign(&cose::sig_structure(protected, payload));
+    let mut w = cbor::CborWriter::default();
+    w.tag(18).array(4).bytes(protected).raw(unprotected).bytes(payload).bytes(&signature);
+    hc1::encode(&w.into_bytes())
+}
+
+/// The protected header `{1: alg, 4: kid}` as [`sign`] writes it, for tests.
+#[cfg(test)]
+pub(crate) fn protected_header(alg: Algorithm, kid: &[u8]) -> Vec<u8> {
+    cose::protected_header(alg, kid)
 }
 
 #[cfg(test)]

@@ -53,6 +53,32 @@ pub fn split_name(full: &str) -> (String, String) {
     }
 }
 
+/// The DCC schema's `maxLength` of each of `fn`, `gn`, `fnt` and `gnt`, in characters
+/// (DCC JSON schema 1.3.0, `person_name`).
+pub const MAX_NAME_PART_LEN: usize = 80;
+
+/// The first part of the passport name written from `full_name` (`fn`, `fnt`, `gn`, then
+/// `gnt`) that would be longer than [`MAX_NAME_PART_LEN`], with its length in characters.
+#[must_use]
+pub fn overlong_name_part(full_name: &str) -> Option<(&'static str, usize)> {
+    let (family, given) = split_name(full_name);
+    for (part, native, transliterated) in [(&family, "fn", "fnt"), (&given, "gn", "gnt")] {
+        let len = part.chars().count();
+        if len > MAX_NAME_PART_LEN {
+            return Some((native, len));
+        }
+        // One character transliterates to at most three letters (ﬃ → FFI): a part of 26
+        // characters or fewer needs no transliteration to be known short enough.
+        if len * 3 > MAX_NAME_PART_LEN {
+            let len = icao(part).len();
+            if len > MAX_NAME_PART_LEN {
+                return Some((transliterated, len));
+            }
+        }
+    }
+    None
+}
+
 /// Transliterates a name part to the ICAO 9303 machine-readable form used in
 /// `fnt`/`gnt` (SPEC §3): Đ/đ → D, NFD, combining marks dropped, uppercase,
 /// apostrophes dropped, spaces and hyphens (dashes included) → `<`, anything
@@ -104,6 +130,17 @@ fn is_hyphen(c: char) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn name_parts_over_80_characters_are_found() {
+        let eighty = "Á".repeat(80);
+        assert_eq!(overlong_name_part(&format!("{eighty} {eighty}")), None);
+        assert_eq!(overlong_name_part(&format!("{eighty}Á An")), Some(("fn", 81)));
+        assert_eq!(overlong_name_part(&format!("Lê {eighty} Á")), Some(("gn", 82)));
+        // 30 ligatures are 30 characters but 90 letters once transliterated.
+        assert_eq!(overlong_name_part(&format!("Lê {}", "\u{fb03}".repeat(30))), Some(("gnt", 90)));
+        assert_eq!(overlong_name_part(&format!("{} An", "\u{fb03}".repeat(27))), Some(("fnt", 81)));
+    }
 
     /// Splits and transliterates, returning `(fn, gn, fnt, gnt)`.
     fn passport_name(full: &str) -> (String, String, String, String) {
