@@ -175,7 +175,10 @@ impl<R: Read> DoseReader<R> {
         let mut record = csv::ByteRecord::with_capacity(160, self.parser.cols.count);
         match self.csv.read_byte_record(&mut record) {
             Ok(false) => Ok(None),
-            Ok(true) => Ok(Some(RawRow::Record(record))),
+            Ok(true) => {
+                self.set_physical_line(&mut record);
+                Ok(Some(RawRow::Record(record)))
+            }
             Err(e) => match e.kind() {
                 csv::ErrorKind::Io(_) => Err(GateError::Io(e.to_string())),
                 _ => {
@@ -184,6 +187,23 @@ impl<R: Read> DoseReader<R> {
                 }
             },
         }
+    }
+
+    /// Sets the line of a row just read to the physical line where it starts (SPEC §5).
+    ///
+    /// The csv crate gives a row the line where its reading began, before any blank lines it
+    /// skipped, and (see [`line_offset`]) one short in a CRLF file. The line feeds read for
+    /// this row are the blank lines' plus its own quoted ones plus one terminator (the
+    /// row's own in an LF file, the previous row's in a CRLF file), so the blank lines
+    /// are what remains. (An LF file's last row without a final line feed, after blank
+    /// lines, is still placed one line early: a case no export produces.)
+    fn set_physical_line(&self, record: &mut csv::ByteRecord) {
+        let Some(mut pos) = record.position().cloned() else { return };
+        let consumed = self.csv.position().line().saturating_sub(pos.line());
+        let quoted = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+        let blank = consumed.saturating_sub(quoted + 1);
+        pos.set_line(pos.line() + self.parser.line_offset + blank);
+        record.set_position(Some(pos));
     }
 
     /// The parser for this file's columns.
@@ -195,7 +215,7 @@ impl<R: Read> DoseReader<R> {
 impl RowParser {
     /// Parses a row split by [`DoseReader::next_raw`].
     pub(crate) fn parse<'r>(&self, record: &'r csv::ByteRecord) -> Result<DoseRow<'r>, Rejection> {
-        let line = record.position().map_or(0, |p| p.line()) + self.line_offset;
+        let line = record.position().map_or(0, |p| p.line());
         let field = |i: usize| -> Result<&'r str, ()> {
             match record.get(i) {
                 Some(b) => std::str::from_utf8(b).map(str::trim).map_err(|_| ()),
@@ -338,14 +358,35 @@ mod tests {
                 format!(",01001,,\"Lê{eol}An\",1990,Nam,,,Pfizer,,,01/08/2021"),
                 "  ,01001,,An,1990,Nam,,,Pfizer,,,01/08/2021".to_owned(),
                 "R7,01001,,An,1990,Nam,,,Pfizer,,,01/08/2021".to_owned(),
+                String::new(),
+                String::new(),
+                "R10,01001,,An,1990,Nam,,,Pfizer,,,01/08/2021".to_owned(),
+                ",01001,,An,1990,Nam,,,Pfizer,,,01/08/2021".to_owned(),
             ]
             .join(eol)
                 + eol;
             let rows = read_all(text.as_bytes());
             let ok = |id: &str, line: u64| Ok((id.to_owned(), line, "Pfizer".to_owned()));
             let blank = |line: u64| Err((format!("line:{line}"), "record_id is blank".to_owned()));
-            // Lines: header 1, R1 2, blank 3, R3 4–5, blank 6–7, spaces 8, R7 9.
-            assert_eq!(rows, [ok("R1", 2), blank(3), ok("R3", 4), blank(6), blank(8), ok("R7", 9)], "{eol:?}");
+            // Lines: header 1, R1 2, blank id 3, R3 4–5, blank id 6–7, spaces 8, R7 9, two
+            // empty lines 10–11 (skipped), R10 12, blank id 13.
+            assert_eq!(
+                rows,
+                [ok("R1", 2), blank(3), ok("R3", 4), blank(6), blank(8), ok("R7", 9), ok("R10", 12), blank(13)],
+                "{eol:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn last_row_without_a_final_line_ending_keeps_its_line() {
+        for eol in ["\n", "\r\n"] {
+            let text = format!(
+                "{}{eol}R1,01001,,An,1990,Nam,,,Pfizer,,,01/08/2021{eol},01001,,An,1990,Nam,,,Pfizer,,,01/08/2021",
+                HEADER.trim_end()
+            );
+            let rows = read_all(text.as_bytes());
+            assert_eq!(rows[1], Err(("line:3".to_owned(), "record_id is blank".to_owned())), "{eol:?}");
         }
     }
 
