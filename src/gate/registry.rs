@@ -188,11 +188,15 @@ impl Registry {
     /// The person who had this 12-digit number before it was re-issued (SPEC §8.4), unless
     /// it is someone's current number (the current number wins).
     pub fn by_previous_id(&self, id: &str) -> Option<(u32, &RegistryPerson)> {
+        // Called for every CCCD row: without the column, nothing to hash.
+        if self.by_previous_id.is_empty() {
+            return None;
+        }
         let key = digits_key(id)?;
+        let i = *self.by_previous_id.get(&key)?;
         if self.by_id.contains_key(&key) {
             return None;
         }
-        let i = *self.by_previous_id.get(&key)?;
         Some((i, self.persons.get(i as usize)?))
     }
 
