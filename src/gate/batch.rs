@@ -324,7 +324,7 @@ pub fn run<R: Read + Send>(
         outcome.and(read)
     })?;
     lap(&mut summary, "read and check rows");
-    let (persons, late_rejections) = group(accepted);
+    let (grouped, late_rejections) = group(accepted);
     for r in &late_rejections {
         reject(&mut summary, r, sink)?;
     }
@@ -332,16 +332,38 @@ pub fn run<R: Read + Send>(
     // UVCIs only, for every person: the one lookup of passports already signed needs them
     // all; the passports' content is built chunk by chunk, to bound memory.
     // A person without a UVCI would leave their rows in neither output: stop instead.
-    let uvcis: Vec<Uvci> = persons
+    // With each UVCI, the length the passport will have: one that no QR code at level Q
+    // holds cannot be printed, so its rows are rejected now, before anything is signed or
+    // looked up (issue #8, item 13). Estimated without signing ([`passport::estimated_hc1_len`]):
+    // a passport of ordinary size is bounded without even compressing it.
+    let uvcis: Vec<(Uvci, usize)> = grouped
         .par_iter()
-        .map(|s| identify(s, registry, &identities).and_then(|i| uvci_for(&i, s, facility)))
+        .map(|s| {
+            let identity = identify(s, registry, &identities)?;
+            let uvci = uvci_for(&identity, s, facility)?;
+            let content = passport_content(identity.person, s, uvci.clone(), facility);
+            let len = passport::estimated_hc1_len(&content, Algorithm::Es256, &facility.cert.kid.0)?;
+            Some((uvci, len))
+        })
         .collect::<Option<_>>()
         .ok_or(GateError::Invariant("a person's UVCI could not be derived"))?;
+    let mut persons: Vec<(Uvci, DoseSeries)> = Vec::with_capacity(grouped.len());
+    for ((uvci, len), s) in uvcis.into_iter().zip(grouped) {
+        if len + passport::HC1_LEN_ESTIMATE_MARGIN <= MAX_HC1_LEN_Q {
+            persons.push((uvci, s));
+            continue;
+        }
+        for record_id in s.record_ids {
+            let detail = format!(
+                "the passport would be about {len} characters; a QR code at error correction level Q holds {MAX_HC1_LEN_Q}"
+            );
+            reject(&mut summary, &bad_row(record_id, detail), sink)?;
+        }
+    }
     lap(&mut summary, "group and derive UVCIs");
     // Signed in UVCI order, so that the store's UVCI index grows at one end instead of taking
     // keys all over its pages (in an insert test at 1 million, a randomly filled UVCI index
     // took half the insert time).
-    let mut persons: Vec<(Uvci, DoseSeries)> = uvcis.into_iter().zip(persons).collect();
     persons.par_sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     let existing = {
         let all: Vec<&str> = persons.iter().map(|(u, _)| u.as_str()).collect();
@@ -389,9 +411,9 @@ pub fn run<R: Read + Send>(
             let mut too_long = Vec::new();
             for r in results {
                 let (p, f) = r?;
-                // A passport no QR code at level Q holds cannot be printed: its rows are
-                // rejected instead (issue #8, item 13). The name bound at the row checks
-                // makes this rare; a long dose history can still get here.
+                // Backstop: the estimate above keeps a margin three times the spread
+                // measured, so no passport should get here. Its rows are still rejected
+                // rather than a passport that cannot be printed handed out.
                 if p.hc1.len() > MAX_HC1_LEN_Q {
                     for record_id in p.record_ids {
                         let r = bad_row(
@@ -492,22 +514,27 @@ fn plan(
     facility: &SigningFacility,
 ) -> Option<Plan> {
     let Identity { person, id_number, .. } = identify(s, registry, identities)?;
-    let iat = facility.now.unix_timestamp();
-    let not_after = facility.cert.validity.map_or(i64::MAX, |v| v.1);
     Some(Plan {
-        content: PassportContent {
-            person,
-            doses: number_doses(&s.doses),
-            issuer: facility.issuer.clone(),
-            uvci,
-            issued_at: iat,
-            // Never past the DSC's notAfter (SPEC §3).
-            expires_at: (iat + PASSPORT_LIFETIME_SECS).min(not_after),
-            include_history: facility.include_history,
-        },
+        content: passport_content(person, s, uvci, facility),
         id_number,
         record_ids: std::mem::take(&mut s.record_ids),
     })
+}
+
+/// What the passport of `person` for series `s` says.
+fn passport_content(person: Person, s: &DoseSeries, uvci: Uvci, facility: &SigningFacility) -> PassportContent {
+    let iat = facility.now.unix_timestamp();
+    let not_after = facility.cert.validity.map_or(i64::MAX, |v| v.1);
+    PassportContent {
+        person,
+        doses: number_doses(&s.doses),
+        issuer: facility.issuer.clone(),
+        uvci,
+        issued_at: iat,
+        // Never past the DSC's notAfter (SPEC §3).
+        expires_at: (iat + PASSPORT_LIFETIME_SECS).min(not_after),
+        include_history: facility.include_history,
+    }
 }
 
 /// Signs a planned passport; `kid` is the DSC's kid in base64.
