@@ -33,7 +33,10 @@ enum Qr {
     --input data/doses.csv --registry data/registry.csv --out signed\n\n\
     Writes DIR/passports.jsonl, DIR/rejected.csv and DIR/summary.json. Every input row ends in exactly one of\n\
     the first two. Interrupted? Run the same command again: passports already signed (kept in --db) are\n\
-    reused, never signed twice.")]
+    reused, never signed twice.\n\n\
+    rejected.csv is safe to open in a spreadsheet: a cell that would begin with = + - @ ' a tab or a carriage\n\
+    return is written with one ' in front (OWASP); drop that first ' to get the value (record id -5 is '-5).\n\
+    Outputs, QR images and a new database are created readable by their owner only (0600).")]
 pub(super) struct SignArgs {
     /// The facility's private key (PKCS#8 PEM, ECDSA P-256).
     #[arg(long, value_name = "K")]
