@@ -10,6 +10,7 @@ use clap::Args;
 use time::OffsetDateTime;
 
 use super::sign::{FacilityFiles, PassportFile, finish_outputs, load_secret, load_signer, sink_error, tmp};
+use crate::gate::output::create_private_file;
 use crate::gate::{self, BatchSink, GateError, Rejection, RetractScope, SignedPassport};
 use crate::ledger::Ledger;
 use crate::store::{self, Store};
@@ -133,7 +134,7 @@ pub(super) fn run(args: RetractArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create", args.out.display()))?;
     let create = |name: &str| -> anyhow::Result<BufWriter<File>> {
         let p = tmp(&args.out, name);
-        Ok(BufWriter::new(File::create(&p).with_context(|| format!("{}: cannot create", p.display()))?))
+        Ok(BufWriter::new(create_private_file(&p).with_context(|| format!("{}: cannot create", p.display()))?))
     };
     let mut rejected = csv::Writer::from_writer(create("rejected.csv")?);
     rejected.write_record(["record_id", "reason", "detail", "suggestion"])?;

@@ -9,6 +9,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use time::OffsetDateTime;
 
+use crate::gate::output::{create_private_file, csv_safe_cell};
 use crate::gate::{
     self, BatchSink, DerivationKey, DoseReader, GateError, Registry, Rejection, SignedPassport, SigningFacility,
     Summary,
@@ -32,7 +33,10 @@ enum Qr {
     --input data/doses.csv --registry data/registry.csv --out signed\n\n\
     Writes DIR/passports.jsonl, DIR/rejected.csv and DIR/summary.json. Every input row ends in exactly one of\n\
     the first two. Interrupted? Run the same command again: passports already signed (kept in --db) are\n\
-    reused, never signed twice.")]
+    reused, never signed twice.\n\n\
+    rejected.csv is safe to open in a spreadsheet: a cell that would begin with = + - @ ' a tab or a carriage\n\
+    return is written with one ' in front (OWASP); drop that first ' to get the value (record id -5 is '-5).\n\
+    Outputs, QR images and a new database are created readable by their owner only (0600).")]
 pub(super) struct SignArgs {
     /// The facility's private key (PKCS#8 PEM, ECDSA P-256).
     #[arg(long, value_name = "K")]
@@ -202,7 +206,9 @@ impl PassportFile {
                         let name: String =
                             p.uvci.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
                         let bytes = render_qr(&p.hc1, *format).map_err(sink_error)?;
-                        std::fs::write(dir.join(format!("{name}.{ext}")), bytes).map_err(sink_error)?;
+                        create_private_file(&dir.join(format!("{name}.{ext}")))
+                            .and_then(|mut f| f.write_all(&bytes))
+                            .map_err(sink_error)?;
                     }
                 }
             }
@@ -237,9 +243,9 @@ impl BatchSink for FileSink {
     }
 
     fn rejected(&mut self, r: &Rejection) -> Result<(), GateError> {
-        self.rejected
-            .write_record([r.record_id.as_str(), r.reason.as_str(), &r.detail, &r.suggestion])
-            .map_err(sink_error)
+        // Commune staff open rejected.csv in a spreadsheet: no cell may run as a formula.
+        let cells = [r.record_id.as_str(), r.reason.as_str(), &r.detail, &r.suggestion].map(csv_safe_cell);
+        self.rejected.write_record(cells.iter().map(|c| c.as_bytes())).map_err(sink_error)
     }
 
     // The gate recorded the chunk in the database first: once committed, a killed run finds it.
@@ -304,7 +310,7 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
         let p = tmp(&args.out, name);
         Ok(BufWriter::with_capacity(
             1 << 20,
-            File::create(&p).with_context(|| format!("{}: cannot create", p.display()))?,
+            create_private_file(&p).with_context(|| format!("{}: cannot create", p.display()))?,
         ))
     };
     let mut rejected = csv::Writer::from_writer(create("rejected.csv")?);
@@ -375,7 +381,7 @@ pub(super) fn finish_outputs(
     let mut csv = csv::Writer::from_writer(create("revoked.csv")?);
     csv.write_record(["uvci", "reason"])?;
     for uvci in revoked {
-        csv.write_record([uvci.as_str(), "corrected"])?;
+        csv.write_record([csv_safe_cell(uvci).as_bytes(), b"corrected"])?;
     }
     let revoked_file = csv.into_inner().map_err(|e| anyhow::anyhow!("writing revoked.csv: {e}"))?;
     let revoked_file = revoked_file.into_inner().map_err(|e| anyhow::anyhow!("writing revoked.csv: {e}"))?;

@@ -52,9 +52,31 @@ impl DerivationKey {
 
     /// Loads the deployment secret file (hex), creating it (32 random bytes, mode 0600) on
     /// first use. Returns whether it was created.
+    ///
+    /// A secret that group or others may read or write is refused, as OpenSSH refuses such a
+    /// private key and PostgreSQL such a server key: whoever reads it can recompute every
+    /// identity-number hash and claim code (issue #8, item 12). A warning would scroll past
+    /// in a batch log while the exposure stayed.
     pub fn load_or_create(path: &std::path::Path) -> Result<(DerivationKey, bool), crate::pki::FileError> {
         use crate::pki::FileError;
         let created = !path.exists();
+        #[cfg(unix)]
+        if !created {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(path)
+                .map_err(|cause| FileError::Io { path: path.to_owned(), cause })?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(FileError::content(
+                    path,
+                    format!(
+                        "the deployment secret has mode {:03o}: group or others can use it; run `chmod 600` on it",
+                        mode & 0o777
+                    ),
+                ));
+            }
+        }
         if created {
             let mut bytes = [0u8; 32];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)

@@ -11,7 +11,7 @@ use super::names::names_match;
 use super::registry::{Registry, RegistryPerson};
 use super::rows::{DoseRow, bad_row};
 use super::{RejectReason, Rejection};
-use crate::passport::translit::normalize_name;
+use crate::passport::translit::{MAX_NAME_PART_LEN, normalize_name, overlong_name_part};
 use crate::passport::{Dose, Person, vaccines};
 
 /// COVID-19 vaccination in Viet Nam began on 2021-03-08 (SPEC §5 `BAD_DATE`).
@@ -94,7 +94,8 @@ fn match_registry<'r>(
     registry: &'r Registry,
 ) -> Result<(u32, &'r RegistryPerson), Rejection> {
     let found = match id {
-        IdNumber::Cccd(n) => registry.by_id(n),
+        // A re-issued person typed with their earlier number is the same person (SPEC §8.4).
+        IdNumber::Cccd(n) => registry.by_id(n).or_else(|| registry.by_previous_id(n)),
         IdNumber::Cmnd(n) => {
             // Old CMNDs are not unique: prefer the person who matches entirely, else the first.
             let mut first = None;
@@ -153,10 +154,24 @@ pub fn check_row(
     if nationality.len() != 2 || !nationality.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(bad_row(row.record_id.to_string(), "nationality is not an ISO 3166 alpha-2 code"));
     }
+    // A name the DCC schema cannot carry (issue #8, item 13: a 3,200-character name was signed
+    // into a passport no QR code holds).
+    if let Some((part, len)) = overlong_name_part(row.full_name) {
+        return Err(bad_row(
+            row.record_id.to_string(),
+            format!("full_name: {part} would be {len} characters, more than the DCC schema's {MAX_NAME_PART_LEN}"),
+        ));
+    }
 
     let id = parse_id(row.id_number, &nationality).map_err(|p| id_rejection(row, p))?;
     if let IdNumber::Cccd(n) = &id {
-        check_cccd_consistency(n, Some(dob.year()), Some(sex)).map_err(|p| id_rejection(row, p))?;
+        // An earlier number of a re-issued person encodes the birth year or sex that was
+        // corrected, so its digits are not checked (SPEC §8.4); the registry comparison
+        // below still checks the row's name, birth date and sex.
+        let earlier_number = registry.is_some_and(|r| r.by_previous_id(n).is_some());
+        if !earlier_number {
+            check_cccd_consistency(n, Some(dob.year()), Some(sex)).map_err(|p| id_rejection(row, p))?;
+        }
     }
 
     let (person, identity, birth) = match (&id, registry) {
@@ -169,6 +184,17 @@ pub fn check_row(
         }
         (_, Some(registry)) => {
             let (index, p) = match_registry(row, &id, &dob, sex, registry)?;
+            // The passport carries the registry's spelling, which must fit the schema too.
+            // Names only match word for word, so the row's own bound above catches this
+            // first today; this one keeps holding if matching ever tolerates more.
+            if let Some((part, len)) = overlong_name_part(&p.full_name) {
+                return Err(bad_row(
+                    row.record_id.to_string(),
+                    format!(
+                        "the registry's full_name: {part} would be {len} characters, more than the DCC schema's {MAX_NAME_PART_LEN}"
+                    ),
+                ));
+            }
             (PersonKey::Registry(index), None, p.dob)
         }
         (_, None) => {

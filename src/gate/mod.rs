@@ -11,6 +11,7 @@ mod checks;
 pub mod dates;
 pub mod identity;
 pub mod names;
+pub mod output;
 mod people;
 mod registry;
 mod rows;

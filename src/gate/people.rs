@@ -22,7 +22,7 @@ use crate::ledger::{
     self, Candidate, CoveredDose, LedgerChange, LedgerDose, PassportRecord, PassportStatus, PersonHash, RowKind,
     SeriesRejection, SignedPassport,
 };
-use crate::passport::{self, Algorithm, Dose, PassportContent, Person, Uvci, number_doses};
+use crate::passport::{self, Algorithm, Dose, MAX_HC1_LEN_Q, PassportContent, Person, Uvci, number_doses};
 
 /// Who a passport names, as the ledger keeps it (sealed) so that a person can be re-issued
 /// without the registry.
@@ -253,10 +253,33 @@ pub(super) fn from_batch(
     let mut moved: HashSet<String> = HashSet::new();
     let mut links = Vec::new();
     let mut writes: Vec<Vec<LedgerDose>> = vec![Vec::new(); groups.len()];
-    let mut rejections = Vec::new();
+    let mut rejections: Vec<(u64, String, RejectReason, String)> = Vec::new();
+    // A passport no QR code at level Q holds cannot be printed (issue #8 item 13): the rows
+    // that would make it so are refused before anything is signed or recorded. Estimated
+    // without signing ([`passport::estimated_hc1_len`]).
+    let too_long: Vec<Option<usize>> = merged
+        .par_iter()
+        .zip(&holders)
+        .map(|(m, holder)| -> Result<Option<usize>, GateError> {
+            let doses: Vec<Dose> = m.doses.iter().map(|d| d.dose).collect();
+            let uvci = Uvci::new(&facility.facility_code, &facility.secret.uvci_opaque(&[], &doses))
+                .map_err(|_| GateError::Invariant("a UVCI could not be built"))?;
+            let content = content_of(holder, &doses, uvci, facility);
+            let len = passport::estimated_hc1_len(&content, Algorithm::Es256, &facility.cert.kid.0)
+                .ok_or(GateError::Invariant("a passport's length could not be estimated"))?;
+            Ok((len + passport::HC1_LEN_ESTIMATE_MARGIN > MAX_HC1_LEN_Q).then_some(len))
+        })
+        .collect::<Result<_, _>>()?;
     for (i, (m, cands)) in merged.iter().zip(&candidates).enumerate() {
         for &a in &m.accepted {
             let c = &cands[a];
+            if let (Some(len), false) = (too_long[i], c.kind == RowKind::Known) {
+                let detail = format!(
+                    "the passport would be about {len} characters; a QR code at error correction level Q holds {MAX_HC1_LEN_Q}"
+                );
+                rejections.push((c.order, c.entry.record_id.clone(), RejectReason::BadRow, detail));
+                continue;
+            }
             summary.signed_rows += 1;
             if c.kind == RowKind::Known {
                 continue;
@@ -483,19 +506,24 @@ fn decide(p: &PersonWork, facility: &SigningFacility) -> Result<Decided, GateErr
         }
     }
     let uvci = uvci.ok_or(GateError::Invariant("no free UVCI for a person"))?;
+    let content = content_of(&p.holder, &doses, uvci, facility);
+    Ok(Decided { fates: fates_except(""), decision: Decision::Sign(Box::new(content)), holder_hash, content_hash })
+}
+
+/// What a passport of `holder` with `doses` says when `facility` signs it now.
+fn content_of(holder: &Holder, doses: &[Dose], uvci: Uvci, facility: &SigningFacility) -> PassportContent {
     let iat = facility.now.unix_timestamp();
     let not_after = facility.cert.validity.map_or(i64::MAX, |v| v.1);
-    let content = PassportContent {
-        person: Person { full_name: p.holder.name.clone(), dob: p.holder.dob.clone() },
-        doses: number_doses(&doses),
+    PassportContent {
+        person: Person { full_name: holder.name.clone(), dob: holder.dob.clone() },
+        doses: number_doses(doses),
         issuer: facility.issuer.clone(),
         uvci,
         issued_at: iat,
         // Never past the DSC's notAfter (SPEC §3).
         expires_at: (iat + PASSPORT_LIFETIME_SECS).min(not_after),
         include_history: facility.include_history,
-    };
-    Ok(Decided { fates: fates_except(""), decision: Decision::Sign(Box::new(content)), holder_hash, content_hash })
+    }
 }
 
 /// One chunk on its way to the store and the outputs.
@@ -638,6 +666,11 @@ pub(super) fn sign_and_record(
                                 facility.key.sign(m)
                             })?
                             .ok_or(GateError::Invariant("a passport without doses"))?;
+                            // The estimate's margin is three times the spread measured; a
+                            // passport past it stops the run rather than being handed out.
+                            if hc1.len() > MAX_HC1_LEN_Q {
+                                return Err(GateError::Invariant("a passport longer than a QR code holds"));
+                            }
                             (finish(p, d, facility, kid, content.uvci.as_str().to_owned(), hc1), true)
                         }
                     };

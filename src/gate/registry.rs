@@ -42,6 +42,9 @@ pub struct Registry {
     by_id: HashMap<u64, u32, NumberHasher>,
     /// (old CMND key, person), sorted: the persons sharing an old number, in registry order.
     by_old_id: Vec<(u64, u32)>,
+    /// Earlier 12-digit numbers of re-issued persons (column `previous_ids`, SPEC §8.4) →
+    /// person. Empty when the column is absent.
+    by_previous_id: HashMap<u64, u32, NumberHasher>,
 }
 
 /// Hashes the registry's numeric keys: one multiply instead of SipHash. The keys come from
@@ -85,11 +88,14 @@ fn digits_key(s: &str) -> Option<u64> {
 
 const COLUMNS: [&str; 5] = ["id_number", "old_id", "full_name", "dob", "sex"];
 
+/// The optional column of earlier identity numbers (SPEC §8.4), `;`-separated.
+const PREVIOUS_IDS: &str = "previous_ids";
+
 /// Rows parsed per parallel block.
 const BLOCK: usize = 65_536;
 
-/// One row, parsed: (CCCD key, old CMND key, person).
-type ParsedRow = (u64, Option<u64>, RegistryPerson);
+/// One row, parsed: (CCCD key, old CMND key, earlier CCCD keys, person).
+type ParsedRow = (u64, Option<u64>, Vec<u64>, RegistryPerson);
 
 impl Registry {
     /// Reads `registry.csv`. Fails on the first malformed row, naming its line: the registry
@@ -123,6 +129,7 @@ impl Registry {
                 ),
             ));
         }
+        let previous_col = headers.iter().position(|h| h == PREVIOUS_IDS);
         let mut reg = Registry::default();
         loop {
             let mut block = Vec::with_capacity(BLOCK);
@@ -141,9 +148,9 @@ impl Registry {
                 break;
             }
             let parsed: Vec<Result<ParsedRow, GateError>> =
-                block.par_iter().map(|record| parse_row(record, idx, name)).collect();
+                block.par_iter().map(|record| parse_row(record, idx, previous_col, name)).collect();
             for (row, record) in parsed.into_iter().zip(&block) {
-                let (id, old, person) = row?;
+                let (id, old, previous, person) = row?;
                 let line = record.position().map_or(0, |p| p.line());
                 let index = u32::try_from(reg.persons.len())
                     .map_err(|_| GateError::input(name, format!("line {line}: more than 4 billion persons")))?;
@@ -156,6 +163,15 @@ impl Registry {
                 if let Some(old) = old {
                     reg.by_old_id.push((old, index));
                 }
+                for p in previous {
+                    // An earlier number names one person: two claiming it is a damaged extract.
+                    if reg.by_previous_id.insert(p, index).is_some() {
+                        return Err(GateError::input(
+                            name,
+                            format!("line {line}: a previous_ids number appears twice in the registry"),
+                        ));
+                    }
+                }
                 reg.persons.push(person);
             }
         }
@@ -166,6 +182,21 @@ impl Registry {
     /// The person with this 12-digit number.
     pub fn by_id(&self, id: &str) -> Option<(u32, &RegistryPerson)> {
         let i = *self.by_id.get(&digits_key(id)?)?;
+        Some((i, self.persons.get(i as usize)?))
+    }
+
+    /// The person who had this 12-digit number before it was re-issued (SPEC §8.4), unless
+    /// it is someone's current number (the current number wins).
+    pub fn by_previous_id(&self, id: &str) -> Option<(u32, &RegistryPerson)> {
+        // Called for every CCCD row: without the column, nothing to hash.
+        if self.by_previous_id.is_empty() {
+            return None;
+        }
+        let key = digits_key(id)?;
+        let i = *self.by_previous_id.get(&key)?;
+        if self.by_id.contains_key(&key) {
+            return None;
+        }
         Some((i, self.persons.get(i as usize)?))
     }
 
@@ -195,8 +226,14 @@ impl Registry {
     }
 }
 
-/// Parses one registry row; `idx` are the columns of [`COLUMNS`].
-fn parse_row(record: &csv::ByteRecord, idx: [usize; 5], name: &str) -> Result<ParsedRow, GateError> {
+/// Parses one registry row; `idx` are the columns of [`COLUMNS`], `previous_col` that of
+/// [`PREVIOUS_IDS`] when present.
+fn parse_row(
+    record: &csv::ByteRecord,
+    idx: [usize; 5],
+    previous_col: Option<usize>,
+    name: &str,
+) -> Result<ParsedRow, GateError> {
     let [c_id, c_old, c_name, c_dob, c_sex] = idx;
     let line = record.position().map_or(0, |p| p.line());
     let bad = |what: &str| GateError::input(name, format!("line {line}: {what}"));
@@ -209,8 +246,17 @@ fn parse_row(record: &csv::ByteRecord, idx: [usize; 5], name: &str) -> Result<Pa
     let sex = parse_sex(get(c_sex)?).ok_or_else(|| bad("sex is not M or F"))?;
     // An old number that is not digits can never be typed as a CMND: it matches nobody.
     let old = digits_key(get(c_old)?);
+    let mut previous = Vec::new();
+    if let Some(col) = previous_col {
+        for p in get(col)?.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let key = digits_key(p)
+                .filter(|_| p.len() == 12)
+                .ok_or_else(|| bad("previous_ids is not 12-digit numbers separated by ;"))?;
+            previous.push(key);
+        }
+    }
     let person = RegistryPerson { id_number: id.to_owned(), full_name: normalize_name(get(c_name)?), dob, sex };
-    Ok((id_key, old, person))
+    Ok((id_key, old, previous, person))
 }
 
 #[cfg(test)]
@@ -270,5 +316,30 @@ mod tests {
         let csv = "id_number,old_id,full_name,dob,sex\n001090000001,,A,1990,M\n12345,,B,1990,M\n";
         let err = Registry::load(csv.as_bytes(), "registry.csv").unwrap_err();
         assert_eq!(err.to_string(), "registry.csv: line 3: id_number is not 12 digits");
+    }
+
+    #[test]
+    fn previous_ids_find_the_person_unless_someone_holds_the_number_now() {
+        let csv = "id_number,old_id,full_name,dob,sex,previous_ids\n\
+            001090000123,,A,1990,M,001190000123; 001290000123\n\
+            001185000456,,B,1985,F,\n\
+            001090000999,,C,1990,M,001185000456\n";
+        let r = Registry::load(csv.as_bytes(), "registry.csv").unwrap();
+        assert_eq!(r.by_previous_id("001190000123").map(|(i, _)| i), Some(0));
+        assert_eq!(r.by_previous_id("001290000123").map(|(i, _)| i), Some(0));
+        assert!(r.by_previous_id("001090000123").is_none() && r.by_previous_id("").is_none());
+        assert!(r.by_previous_id("001185000456").is_none(), "B holds it now");
+        assert!(r.by_id("001190000123").is_none(), "an earlier number is not a current one");
+    }
+
+    #[test]
+    fn malformed_or_shared_previous_ids_name_their_line() {
+        let head = "id_number,old_id,full_name,dob,sex,previous_ids\n";
+        let bad = format!("{head}001090000123,,A,1990,M,12345\n");
+        let err = Registry::load(bad.as_bytes(), "registry.csv").unwrap_err();
+        assert_eq!(err.to_string(), "registry.csv: line 2: previous_ids is not 12-digit numbers separated by ;");
+        let shared = format!("{head}001090000123,,A,1990,M,001190000123\n001090000124,,B,1990,M,001190000123\n");
+        let err = Registry::load(shared.as_bytes(), "registry.csv").unwrap_err();
+        assert_eq!(err.to_string(), "registry.csv: line 3: a previous_ids number appears twice in the registry");
     }
 }

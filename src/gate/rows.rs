@@ -57,7 +57,8 @@ struct Columns {
 
 /// Reads `doses.csv` row by row.
 pub struct DoseReader<R: Read> {
-    csv: csv::Reader<R>,
+    /// The file, its first line (already read to see the line ending) put back in front.
+    csv: csv::Reader<std::io::Chain<std::io::Cursor<Vec<u8>>, R>>,
     parser: RowParser,
     /// The row [`DoseReader::next_row`] lends out.
     record: csv::ByteRecord,
@@ -77,6 +78,42 @@ pub(crate) enum RawRow {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RowParser {
     cols: Columns,
+    /// Added to the CSV reader's line numbers: 1 in a CRLF file, 0 otherwise (see
+    /// [`line_offset`]).
+    line_offset: u64,
+}
+
+/// How much of a file is read to find its first line ending: a header is far shorter.
+const FIRST_LINE_PEEK: usize = 64 * 1024;
+
+/// Reads the start of `input` up to its first line feed (or [`FIRST_LINE_PEEK`] bytes).
+fn peek_first_line(input: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while head.len() < FIRST_LINE_PEEK && !head.contains(&b'\n') {
+        let n = match input.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    }
+    Ok(head)
+}
+
+/// What to add to the csv crate's line numbers so that they are physical lines (SPEC §5
+/// `BAD_ROW`: the header is line 1, whatever the line endings). The crate takes the CR of a
+/// CRLF as the end of a row and counts the LF only when it reads the next row, so in a
+/// CRLF file (RFC 4180's own line ending; Excel writes it) every row starts one line after
+/// the number it reports. LF files need nothing. A file's line ending is taken from its
+/// first line: exports do not mix them.
+fn line_offset(first_line: &[u8]) -> u64 {
+    let crlf =
+        first_line.iter().position(|&b| b == b'\n').is_some_and(|i| i > 0 && first_line.get(i - 1) == Some(&b'\r'));
+    u64::from(crlf)
 }
 
 fn header_index(headers: &[String], name: &str) -> Option<usize> {
@@ -85,7 +122,11 @@ fn header_index(headers: &[String], name: &str) -> Option<usize> {
 
 impl<R: Read> DoseReader<R> {
     /// Opens a reader, checking the header. `name` names the file in errors.
-    pub fn new(input: R, name: &str) -> Result<DoseReader<R>, GateError> {
+    pub fn new(mut input: R, name: &str) -> Result<DoseReader<R>, GateError> {
+        let first_line =
+            peek_first_line(&mut input).map_err(|e| GateError::input(name, format!("cannot read the header ({e})")))?;
+        let line_offset = line_offset(&first_line);
+        let input = std::io::Cursor::new(first_line).chain(input);
         let mut csv = csv::ReaderBuilder::new().flexible(true).has_headers(true).from_reader(input);
         let raw =
             csv.byte_headers().map_err(|e| GateError::input(name, format!("cannot read the header ({e})")))?.clone();
@@ -112,7 +153,7 @@ impl<R: Read> DoseReader<R> {
             nationality: header_index(&headers, "nationality"),
             count: headers.len(),
         };
-        Ok(DoseReader { csv, parser: RowParser { cols }, record: csv::ByteRecord::new() })
+        Ok(DoseReader { csv, parser: RowParser { cols, line_offset }, record: csv::ByteRecord::new() })
     }
 
     /// The next row: `Ok(Some(Ok(row)))`, a `BAD_ROW` rejection, or `None` at the end.
@@ -134,15 +175,35 @@ impl<R: Read> DoseReader<R> {
         let mut record = csv::ByteRecord::with_capacity(160, self.parser.cols.count);
         match self.csv.read_byte_record(&mut record) {
             Ok(false) => Ok(None),
-            Ok(true) => Ok(Some(RawRow::Record(record))),
+            Ok(true) => {
+                self.set_physical_line(&mut record);
+                Ok(Some(RawRow::Record(record)))
+            }
             Err(e) => match e.kind() {
                 csv::ErrorKind::Io(_) => Err(GateError::Io(e.to_string())),
                 _ => {
-                    let line = e.position().map_or(0, |p| p.line());
+                    let line = e.position().map_or(0, |p| p.line()) + self.parser.line_offset;
                     Ok(Some(RawRow::Unreadable(bad_row(format!("line:{line}"), "the row cannot be parsed as CSV"))))
                 }
             },
         }
+    }
+
+    /// Sets the line of a row just read to the physical line where it starts (SPEC §5).
+    ///
+    /// The csv crate gives a row the line where its reading began, before any blank lines it
+    /// skipped, and (see [`line_offset`]) one short in a CRLF file. The line feeds read for
+    /// this row are the blank lines' plus its own quoted ones plus one terminator (the
+    /// row's own in an LF file, the previous row's in a CRLF file), so the blank lines
+    /// are what remains. (An LF file's last row without a final line feed, after blank
+    /// lines, is still placed one line early: a case no export produces.)
+    fn set_physical_line(&self, record: &mut csv::ByteRecord) {
+        let Some(mut pos) = record.position().cloned() else { return };
+        let consumed = self.csv.position().line().saturating_sub(pos.line());
+        let quoted = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+        let blank = consumed.saturating_sub(quoted + 1);
+        pos.set_line(pos.line() + self.parser.line_offset + blank);
+        record.set_position(Some(pos));
     }
 
     /// The parser for this file's columns.
@@ -162,7 +223,8 @@ impl RowParser {
             }
         };
         let c = &self.cols;
-        let record_id: std::borrow::Cow<'r, str> = match field(c.record_id) {
+        let typed_id = field(c.record_id);
+        let record_id: std::borrow::Cow<'r, str> = match typed_id {
             Ok(id) if !id.is_empty() => id.into(),
             _ => format!("line:{line}").into(),
         };
@@ -171,6 +233,13 @@ impl RowParser {
                 record_id.into_owned(),
                 format!("{} columns, the header has {}", record.len(), c.count),
             ));
+        }
+        // The record id is the row's key from here on (the dose ledger's too): a row without
+        // one is not signed (SPEC §5 `BAD_ROW`, "`record_id` included").
+        match typed_id {
+            Ok("") => return Err(bad_row(record_id.into_owned(), "record_id is blank")),
+            Err(()) => return Err(bad_row(record_id.into_owned(), "record_id is not UTF-8 text")),
+            Ok(_) => {}
         }
         let get = |i: usize, name: &'static str| -> Result<&'r str, Rejection> {
             field(i).map_err(|()| bad_row(record_id.to_string(), format!("{name} is not UTF-8 text")))
@@ -271,9 +340,60 @@ mod tests {
             [
                 ("R1".into(), "full_name is not UTF-8 text".into()),
                 ("R2".into(), "6 columns, the header has 12".into()),
-                ("line:4".into(), "sex is blank".into()),
+                ("line:4".into(), "record_id is blank".into()),
                 ("R4".into(), "ok".into()),
             ]
         );
+    }
+
+    // Issue #9, item 9: https://github.com/vaxpass/vaxpass/issues/9
+    #[test]
+    fn blank_record_ids_are_bad_rows_named_by_their_physical_line_in_lf_and_crlf_files() {
+        for eol in ["\n", "\r\n"] {
+            let text = [
+                HEADER.trim_end().to_owned(),
+                "R1,01001,,An,1990,Nam,,,Pfizer,,,01/08/2021".to_owned(),
+                ",01001,,An,1990,Nam,,,Pfizer,,,01/08/2021".to_owned(),
+                format!("R3,01001,,\"Lê{eol}An\",1990,Nam,,,Pfizer,,,01/08/2021"),
+                format!(",01001,,\"Lê{eol}An\",1990,Nam,,,Pfizer,,,01/08/2021"),
+                "  ,01001,,An,1990,Nam,,,Pfizer,,,01/08/2021".to_owned(),
+                "R7,01001,,An,1990,Nam,,,Pfizer,,,01/08/2021".to_owned(),
+                String::new(),
+                String::new(),
+                "R10,01001,,An,1990,Nam,,,Pfizer,,,01/08/2021".to_owned(),
+                ",01001,,An,1990,Nam,,,Pfizer,,,01/08/2021".to_owned(),
+            ]
+            .join(eol)
+                + eol;
+            let rows = read_all(text.as_bytes());
+            let ok = |id: &str, line: u64| Ok((id.to_owned(), line, "Pfizer".to_owned()));
+            let blank = |line: u64| Err((format!("line:{line}"), "record_id is blank".to_owned()));
+            // Lines: header 1, R1 2, blank id 3, R3 4–5, blank id 6–7, spaces 8, R7 9, two
+            // empty lines 10–11 (skipped), R10 12, blank id 13.
+            assert_eq!(
+                rows,
+                [ok("R1", 2), blank(3), ok("R3", 4), blank(6), blank(8), ok("R7", 9), ok("R10", 12), blank(13)],
+                "{eol:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn last_row_without_a_final_line_ending_keeps_its_line() {
+        for eol in ["\n", "\r\n"] {
+            let text = format!(
+                "{}{eol}R1,01001,,An,1990,Nam,,,Pfizer,,,01/08/2021{eol},01001,,An,1990,Nam,,,Pfizer,,,01/08/2021",
+                HEADER.trim_end()
+            );
+            let rows = read_all(text.as_bytes());
+            assert_eq!(rows[1], Err(("line:3".to_owned(), "record_id is blank".to_owned())), "{eol:?}");
+        }
+    }
+
+    #[test]
+    fn record_id_that_is_not_utf8_is_a_bad_row() {
+        let mut text = HEADER.as_bytes().to_vec();
+        text.extend_from_slice(b"R\xff,01001,,An,1990,Nam,,,Pfizer,,,01/08/2021\r\n");
+        assert_eq!(read_all(&text), [Err(("line:2".to_owned(), "record_id is not UTF-8 text".to_owned()))]);
     }
 }

@@ -332,3 +332,122 @@ fn new_key_or_no_history_gives_a_new_passport_and_a_rerun_the_same() {
         crate::pki::parse_certificates(&std::fs::read(dir.join("cert.pem")).unwrap(), true).unwrap().remove(0);
     assert!(uvcis(other_key).iter().all(|u| !first.contains(u)), "a key rotation issues new passports");
 }
+
+// Issue #8, item 13: https://github.com/vaxpass/vaxpass/issues/8
+#[test]
+fn name_part_over_80_characters_is_bad_row_naming_the_part() {
+    let long = "Nguyễn".repeat(14); // 84 characters, one word
+    let r = check(&format!("R,01001,001090000123,{long} Văn An,02/05/1990,Nam,,,Pfizer,,,2021-08-01")).unwrap_err();
+    assert_eq!(r.reason, RejectReason::BadRow);
+    assert_eq!(r.detail, "full_name: fn would be 84 characters, more than the DCC schema's 80");
+    let given = "Văn ".repeat(21); // 83 characters once trimmed
+    let r = check(&format!("R,01001,001090000123,Nguyễn {given},02/05/1990,Nam,,,Pfizer,,,2021-08-01")).unwrap_err();
+    assert_eq!(
+        (r.reason, r.detail.as_str()),
+        (RejectReason::BadRow, "full_name: gn would be 83 characters, more than the DCC schema's 80")
+    );
+    // Exactly 80 still passes this check (and then meets the registry).
+    let eighty = "A".repeat(80);
+    let r = check(&format!("R,01001,001090000123,{eighty} {eighty},02/05/1990,Nam,,,Pfizer,,,2021-08-01")).unwrap_err();
+    assert_eq!(r.reason, RejectReason::NameMismatch);
+}
+
+#[test]
+fn the_3200_character_name_of_the_issue_is_not_signed() {
+    let mut sink = MemorySink::new();
+    let name = format!("Lê {}", "Ánh ".repeat(800));
+    let doses = format!("X1,01001,M1234567,{name},1980-01-01,male,US,,Moderna,,,2021-10-01\n");
+    let s = run_batch(&doses, &mut sink);
+    assert_eq!((s.signed_rows, s.rejected_rows, s.passports), (0, 1, 0));
+    assert_eq!(sink.rejected[0].reason, RejectReason::BadRow);
+    assert_eq!(sink.rejected[0].detail, "full_name: gn would be 3199 characters, more than the DCC schema's 80");
+}
+
+#[test]
+fn passport_too_long_for_a_qr_code_at_level_q_is_not_signed() {
+    // A foreigner with a dose every 14 days for two years: names within bounds, but the
+    // history makes a passport no QR code at level Q holds.
+    let rows = |n: i64, id: &str| -> String {
+        (0..n)
+            .map(|i| {
+                let d = date!(2021 - 04 - 01) + time::Duration::days(14 * i);
+                let vaccine = ["Pfizer", "Moderna", "AstraZeneca", "Vero Cell"][(i % 4) as usize];
+                format!("{id}-{i},01001,{id},Émilie Ngọc Ánh Dupont-Durand,1980-01-01,F,FR,,{vaccine},,,{d}\n")
+            })
+            .collect()
+    };
+    let mut sink = MemorySink::new();
+    let s = run_batch(&(rows(60, "P1234567") + &rows(4, "Q1234567")), &mut sink);
+    assert_eq!(s.input_rows, 64);
+    assert_eq!((s.signed_rows, s.rejected_rows, s.passports), (4, 60, 1), "{:?}", sink.rejected.first());
+    assert_eq!(s.by_reason.get("BAD_ROW"), Some(&60));
+    let r = &sink.rejected[0];
+    assert!(r.record_id.starts_with("P1234567-"));
+    assert!(
+        r.detail.starts_with("the passport would be about ")
+            && r.detail.ends_with(" characters; a QR code at error correction level Q holds 1852"),
+        "{}",
+        r.detail
+    );
+    assert!(sink.passports[0].hc1.len() <= crate::passport::MAX_HC1_LEN_Q);
+    assert_eq!(sink.store.passport_count().unwrap(), 1, "the over-long passport is not recorded");
+}
+
+// SPEC §8.4, re-issued identity numbers.
+const REISSUED_REGISTRY: &str = "id_number,old_id,full_name,dob,sex,previous_ids
+001090000123,,Nguyễn Văn An,1990-05-02,M,001091000123;001190000123
+001185000456,,Trần Thị Bình,1985,F,
+";
+
+const REISSUED_ROWS: &str = "R1,01001,001091000123,Nguyễn Văn An,02/05/1990,Nam,,,AstraZeneca,,,2021-07-01
+R2,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,AstraZeneca,,,2021-09-20
+R3,01001,001190000123,Nguyen Van An,02/05/1990,Nam,,,Pfizer,,,2022-01-10
+R4,01001,001191000999,Nguyễn Văn An,02/05/1990,Nam,,,Pfizer,,,2022-01-10
+R5,01001,001091000123,Nguyễn Văn Ân,02/05/1990,Nam,,,Pfizer,,,2022-02-10
+";
+
+fn run_with_registry(registry: &str, doses: &str) -> (Summary, MemorySink) {
+    let registry = Registry::load(registry.as_bytes(), "registry.csv").unwrap();
+    let mut sink = MemorySink::new();
+    let text = format!("{HEADER}{doses}");
+    let s =
+        run(DoseReader::new(text.as_bytes(), "doses.csv").unwrap(), Some(&registry), &facility(), &mut sink).unwrap();
+    (s, sink)
+}
+
+#[test]
+fn rows_typed_with_earlier_numbers_join_the_current_passport() {
+    let (s, sink) = run_with_registry(REISSUED_REGISTRY, REISSUED_ROWS);
+    assert_eq!((s.input_rows, s.signed_rows, s.passports), (5, 3, 1));
+    let p = &sink.passports[0];
+    assert_eq!(p.id_number, "001090000123", "the current number, not the one typed");
+    assert_eq!(p.record_ids, ["R1", "R2", "R3"]);
+    assert_eq!(p.id_hash, facility().secret.id_hash("001090000123"));
+    let claims = crate::passport::decode(&p.hc1).unwrap().claims().unwrap();
+    assert_eq!(claims.dcc["v"][0]["dn"], 3);
+    let reasons: Vec<(&str, RejectReason)> = sink.rejected.iter().map(|r| (r.record_id.as_str(), r.reason)).collect();
+    // R4's number is nobody's earlier number: its digits are still checked. R5 came with an
+    // earlier number but another name: the registry comparison still runs.
+    assert_eq!(reasons, [("R4", RejectReason::IdInconsistent), ("R5", RejectReason::NameMismatch)]);
+}
+
+#[test]
+fn without_the_previous_ids_column_earlier_numbers_are_checked_as_before() {
+    let registry = REISSUED_REGISTRY
+        .lines()
+        .map(|l| l.rsplit_once(',').map_or(l, |(head, _)| head).to_owned() + "\n")
+        .collect::<String>();
+    assert!(registry.starts_with("id_number,old_id,full_name,dob,sex\n"));
+    let (s, sink) = run_with_registry(&registry, REISSUED_ROWS);
+    assert_eq!((s.signed_rows, s.passports), (1, 1));
+    let reasons: Vec<(&str, RejectReason)> = sink.rejected.iter().map(|r| (r.record_id.as_str(), r.reason)).collect();
+    assert_eq!(
+        reasons,
+        [
+            ("R1", RejectReason::IdInconsistent),
+            ("R3", RejectReason::IdInconsistent),
+            ("R4", RejectReason::IdInconsistent),
+            ("R5", RejectReason::IdInconsistent),
+        ]
+    );
+}

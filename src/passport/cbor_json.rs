@@ -12,7 +12,14 @@ use super::cose::MAX_CBOR_DEPTH;
 
 /// Why CBOR could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Malformed;
+pub(crate) enum Malformed {
+    /// Not well-formed CBOR (RFC 8949 §5.3.1), or past a bound.
+    Syntax,
+    /// A map repeats a key. RFC 8949 §5.6 makes such a map invalid; a reader that lets
+    /// the last entry win (as JSON objects do) would show a payload other than the one
+    /// another verifier sees.
+    DuplicateKey,
+}
 
 /// A cursor over CBOR bytes.
 pub(crate) struct Reader<'a> {
@@ -44,14 +51,14 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
-        let end = self.pos.checked_add(n).ok_or(Malformed)?;
-        let s = self.buf.get(self.pos..end).ok_or(Malformed)?;
+        let end = self.pos.checked_add(n).ok_or(Malformed::Syntax)?;
+        let s = self.buf.get(self.pos..end).ok_or(Malformed::Syntax)?;
         self.pos = end;
         Ok(s)
     }
 
     fn byte(&mut self) -> Result<u8, Malformed> {
-        Ok(*self.take(1)?.first().ok_or(Malformed)?)
+        Ok(*self.take(1)?.first().ok_or(Malformed::Syntax)?)
     }
 
     /// Counts down the entries of a map (or array) being read: `Some(n)` for a definite
@@ -82,12 +89,12 @@ impl<'a> Reader<'a> {
         let arg = match minor {
             0..=23 => Some(u64::from(minor)),
             24 => Some(u64::from(self.byte()?)),
-            25 => Some(u64::from(u16::from_be_bytes(self.take(2)?.try_into().map_err(|_| Malformed)?))),
-            26 => Some(u64::from(u32::from_be_bytes(self.take(4)?.try_into().map_err(|_| Malformed)?))),
-            27 => Some(u64::from_be_bytes(self.take(8)?.try_into().map_err(|_| Malformed)?)),
+            25 => Some(u64::from(u16::from_be_bytes(self.take(2)?.try_into().map_err(|_| Malformed::Syntax)?))),
+            26 => Some(u64::from(u32::from_be_bytes(self.take(4)?.try_into().map_err(|_| Malformed::Syntax)?))),
+            27 => Some(u64::from_be_bytes(self.take(8)?.try_into().map_err(|_| Malformed::Syntax)?)),
             // Indefinite length: strings, arrays, maps; for major 7 it is "break".
             31 if matches!(major, 2..=5) => None,
-            _ => return Err(Malformed),
+            _ => return Err(Malformed::Syntax),
         };
         Ok(Head { major, minor, arg })
     }
@@ -95,8 +102,12 @@ impl<'a> Reader<'a> {
     /// A declared element count, refused if the remaining bytes cannot hold that many items
     /// (each takes at least one byte).
     fn count(&self, n: u64, bytes_per_item: usize) -> Result<usize, Malformed> {
-        let n = usize::try_from(n).map_err(|_| Malformed)?;
-        if n.checked_mul(bytes_per_item).ok_or(Malformed)? > self.remaining() { Err(Malformed) } else { Ok(n) }
+        let n = usize::try_from(n).map_err(|_| Malformed::Syntax)?;
+        if n.checked_mul(bytes_per_item).ok_or(Malformed::Syntax)? > self.remaining() {
+            Err(Malformed::Syntax)
+        } else {
+            Ok(n)
+        }
     }
 
     /// The bytes of a byte or text string (indefinite strings concatenated).
@@ -108,7 +119,7 @@ impl<'a> Reader<'a> {
                 while !self.peek_break() {
                     let chunk = self.head()?;
                     if chunk.major != head.major || chunk.arg.is_none() {
-                        return Err(Malformed);
+                        return Err(Malformed::Syntax);
                     }
                     out.extend_from_slice(&self.string(chunk)?);
                 }
@@ -120,9 +131,9 @@ impl<'a> Reader<'a> {
     /// Reads a text string item.
     pub(crate) fn text(&mut self, head: Head) -> Result<String, Malformed> {
         if head.major != 3 {
-            return Err(Malformed);
+            return Err(Malformed::Syntax);
         }
-        String::from_utf8(self.string(head)?).map_err(|_| Malformed)
+        String::from_utf8(self.string(head)?).map_err(|_| Malformed::Syntax)
     }
 
     /// An integer item (major 0 or 1) as i128.
@@ -171,11 +182,11 @@ impl<'a> Reader<'a> {
     /// become base64, map keys text (integers in decimal).
     pub(crate) fn json_after_head(&mut self, head: Head, depth: usize) -> Result<Json, Malformed> {
         if depth >= MAX_CBOR_DEPTH {
-            return Err(Malformed);
+            return Err(Malformed::Syntax);
         }
         Ok(match head.major {
             0 | 1 => {
-                let i = Self::integer(head).ok_or(Malformed)?;
+                let i = Self::integer(head).ok_or(Malformed::Syntax)?;
                 if let Ok(n) = i64::try_from(i) {
                     Json::from(n)
                 } else if let Ok(n) = u64::try_from(i) {
@@ -210,8 +221,12 @@ impl<'a> Reader<'a> {
                 let mut entry = |r: &mut Reader<'a>| -> Result<(), Malformed> {
                     let key = r.key(depth + 1)?;
                     let value = r.json(depth + 1)?;
-                    map.insert(key, value);
-                    Ok(())
+                    // Keys are compared as the JSON text they become, so the integer 1 and
+                    // the text "1" count as one key too: the JSON could not show both.
+                    match map.insert(key, value) {
+                        None => Ok(()),
+                        Some(_) => Err(Malformed::DuplicateKey),
+                    }
                 };
                 match head.arg {
                     Some(n) => {
@@ -239,7 +254,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A map key as JSON object key text.
-    fn key(&mut self, depth: usize) -> Result<String, Malformed> {
+    pub(crate) fn key(&mut self, depth: usize) -> Result<String, Malformed> {
         let head = self.head()?;
         if head.major == 3 {
             return self.text(head);
@@ -288,7 +303,7 @@ mod tests {
     fn to_json(bytes: &[u8]) -> Result<Json, Malformed> {
         let mut r = Reader::new(bytes);
         let v = r.json(0)?;
-        if r.at_end() { Ok(v) } else { Err(Malformed) }
+        if r.at_end() { Ok(v) } else { Err(Malformed::Syntax) }
     }
 
     #[test]
@@ -307,13 +322,27 @@ mod tests {
     #[test]
     fn hostile_lengths_and_depth_are_refused() {
         // An array claiming 2^32 elements in a 6-byte input.
-        assert_eq!(to_json(&[0x9a, 0xff, 0xff, 0xff, 0xff, 0x00]), Err(Malformed));
-        assert_eq!(to_json(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Err(Malformed));
+        assert_eq!(to_json(&[0x9a, 0xff, 0xff, 0xff, 0xff, 0x00]), Err(Malformed::Syntax));
+        assert_eq!(to_json(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Err(Malformed::Syntax));
         let mut deep = vec![0x81u8; 1000];
         deep.push(0);
-        assert_eq!(to_json(&deep), Err(Malformed));
-        assert_eq!(to_json(&[0x01, 0x02]), Err(Malformed), "trailing bytes");
-        assert_eq!(to_json(&[0x62, 0xff, 0xfe]), Err(Malformed), "text that is not UTF-8");
+        assert_eq!(to_json(&deep), Err(Malformed::Syntax));
+        assert_eq!(to_json(&[0x01, 0x02]), Err(Malformed::Syntax), "trailing bytes");
+        assert_eq!(to_json(&[0x62, 0xff, 0xfe]), Err(Malformed::Syntax), "text that is not UTF-8");
+    }
+
+    #[test]
+    fn repeated_map_keys_are_refused_at_any_depth() {
+        // {1: 2, 1: 3}, {"a": 1, "a": 2}, {1: 1, "1": 2} and [{1: {2: 0, 2: 1}}]
+        assert_eq!(to_json(&[0xa2, 0x01, 0x02, 0x01, 0x03]), Err(Malformed::DuplicateKey));
+        assert_eq!(to_json(b"\xa2\x61a\x01\x61a\x02"), Err(Malformed::DuplicateKey));
+        assert_eq!(to_json(b"\xa2\x01\x01\x611\x02"), Err(Malformed::DuplicateKey));
+        assert_eq!(to_json(&[0x81, 0xa1, 0x01, 0xa2, 0x02, 0x00, 0x02, 0x01]), Err(Malformed::DuplicateKey));
+        // The same key written in a longer form (0x18 0x01) is the same key.
+        assert_eq!(to_json(&[0xa2, 0x01, 0x02, 0x18, 0x01, 0x03]), Err(Malformed::DuplicateKey));
+        // Indefinite-length maps too.
+        assert_eq!(to_json(&[0xbf, 0x01, 0x02, 0x01, 0x03, 0xff]), Err(Malformed::DuplicateKey));
+        assert_eq!(to_json(&[0xa2, 0x01, 0x02, 0x02, 0x03]), Ok(serde_json::json!({"1": 2, "2": 3})));
     }
 
     proptest! {

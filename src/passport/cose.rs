@@ -106,6 +106,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<CoseSign1, DecodeError> {
     let (Value::Bytes(payload), Value::Bytes(signature)) = (payload, signature) else {
         return Err(DecodeError::Cose);
     };
+    check_unique_labels(&protected_map)?;
+    check_unique_labels(&unprotected_map)?;
 
     let alg_value = header(&protected_map, HEADER_ALG).or_else(|| header(&unprotected_map, HEADER_ALG));
     let alg = match alg_value {
@@ -122,6 +124,25 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<CoseSign1, DecodeError> {
         Some(_) => return Err(DecodeError::Cose),
     };
     Ok(CoseSign1 { protected_raw, alg, kid, payload, signature })
+}
+
+/// Refuses a header map that repeats a label (RFC 9052 §3: "Labels in each of the maps
+/// MUST be unique"); otherwise which of two `kid`s or `alg`s counts would depend on the
+/// decoder (issue #8). The same label in both buckets stays accepted: the protected one wins
+/// (hcert spec §3.3.1), and the EU test data has such messages.
+fn check_unique_labels(map: &[(Value, Value)]) -> Result<(), DecodeError> {
+    let mut seen = std::collections::HashSet::with_capacity(map.len());
+    for (label, _) in map {
+        let label = match label {
+            Value::Integer(i) => format!("i{}", i128::from(*i)),
+            Value::Text(t) => format!("t{t}"),
+            other => format!("o{other:?}"),
+        };
+        if !seen.insert(label) {
+            return Err(DecodeError::Cose);
+        }
+    }
+    Ok(())
 }
 
 fn header(map: &[(Value, Value)], label: i128) -> Option<&Value> {
@@ -216,6 +237,21 @@ mod tests {
         let mut trailing = message(&[], &[0xa0]);
         trailing.push(0);
         assert!(matches!(parse(&trailing), Err(DecodeError::Cose)));
+    }
+
+    #[test]
+    fn repeated_header_labels_are_refused_in_either_bucket() {
+        // Protected {1: -7, 4: k1, 4: k2}: which kid counts would depend on the decoder.
+        let mut prot = CborWriter::default();
+        prot.map(3).int(1).int(-7).int(4).bytes(b"k1").int(4).bytes(b"k2");
+        assert!(matches!(parse(&message(&prot.into_bytes(), &[0xa0])), Err(DecodeError::Cose)));
+        let mut unprot = CborWriter::default();
+        unprot.map(2).int(4).bytes(b"k1").int(4).bytes(b"k2");
+        let prot = protected_header(Algorithm::Es256, b"k");
+        assert!(matches!(parse(&message(&prot, &unprot.into_bytes())), Err(DecodeError::Cose)));
+        let mut unprot = CborWriter::default();
+        unprot.map(2).text("x").int(1).text("x").int(2);
+        assert!(matches!(parse(&message(&prot, &unprot.into_bytes())), Err(DecodeError::Cose)));
     }
 
     #[test]

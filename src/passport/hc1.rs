@@ -14,6 +14,11 @@ pub const HC1_PREFIX: &str = "HC1:";
 /// characters). Anything longer did not come from a QR code and is refused before decoding.
 pub const MAX_HC1_LEN: usize = 4296;
 
+/// The longest text a printed passport may be: a QR code of version 40 at error correction
+/// level Q, the level SPEC §3 and the hcert specification use, holds 1,852 alphanumeric
+/// characters (ISO/IEC 18004 table 7). The gate refuses to sign a passport longer than this.
+pub const MAX_HC1_LEN_Q: usize = 1852;
+
 /// Upper bound on the inflated COSE message. A DCC with a full dose history is under 2 KiB;
 /// 32 KiB leaves room for foreign certificates while stopping zlib bombs (a 2.9 KB QR payload
 /// could otherwise inflate to megabytes).

@@ -176,3 +176,29 @@ proptest! {
         prop_assert!(decode(&text[..cut]).is_err());
     }
 }
+
+#[test]
+fn estimated_length_is_within_the_margin_of_the_signed_length() {
+    let k = key();
+    for n in [1usize, 4, 40, 60] {
+        let doses: Vec<(&str, time::Date)> = (0..n)
+            .map(|i| {
+                (
+                    ["Pfizer", "Moderna", "AstraZeneca", "Vero Cell"][i % 4],
+                    date!(2021 - 04 - 01) + time::Duration::days(14 * i as i64),
+                )
+            })
+            .collect();
+        let c = content(&doses, true);
+        let estimate = estimated_hc1_len(&c, Algorithm::Es256, b"kid12345").unwrap();
+        for _ in 0..50 {
+            let real = sign_with(&k, &c).len();
+            // Never more than half the margin over the estimate; with 40 and 60 doses the
+            // message is compressed and the estimate is close on both sides.
+            assert!(real <= estimate + HC1_LEN_ESTIMATE_MARGIN / 2, "{n} doses: {real} > {estimate}");
+            if n >= 40 {
+                assert!(real + HC1_LEN_ESTIMATE_MARGIN / 2 >= estimate, "{n} doses: {real} < {estimate}");
+            }
+        }
+    }
+}

@@ -53,6 +53,43 @@ pub fn split_name(full: &str) -> (String, String) {
     }
 }
 
+/// The DCC schema's `maxLength` of each of `fn`, `gn`, `fnt` and `gnt`, in characters
+/// (DCC JSON schema 1.3.0, `person_name`).
+pub const MAX_NAME_PART_LEN: usize = 80;
+
+/// The first part of the passport name written from `full_name` (`fn`, `fnt`, `gn`, then
+/// `gnt`) that would be longer than [`MAX_NAME_PART_LEN`], with its length in characters.
+#[must_use]
+pub fn overlong_name_part(full_name: &str) -> Option<(&'static str, usize)> {
+    // The gate calls this for every row: a name already in NFC (nearly all) is measured
+    // where it lies, words counted as `split_name` would join them, without allocating.
+    let nfc = unicode_normalization::is_nfc_quick(full_name.chars()) == unicode_normalization::IsNormalized::Yes;
+    let (family_len, given_len) = if nfc {
+        let mut words = full_name.split_whitespace();
+        let family = words.next().map_or(0, |w| w.chars().count());
+        let given = words.fold(None, |n: Option<usize>, w| Some(n.map_or(0, |n| n + 1) + w.chars().count()));
+        (family, given.unwrap_or(0))
+    } else {
+        let (family, given) = split_name(full_name);
+        (family.chars().count(), given.chars().count())
+    };
+    for (index, len, native, transliterated) in [(0, family_len, "fn", "fnt"), (1, given_len, "gn", "gnt")] {
+        if len > MAX_NAME_PART_LEN {
+            return Some((native, len));
+        }
+        // One character transliterates to at most three letters (ﬃ → FFI): a part of 26
+        // characters or fewer needs no transliteration to be known short enough.
+        if len * 3 > MAX_NAME_PART_LEN {
+            let (family, given) = split_name(full_name);
+            let len = icao(if index == 0 { &family } else { &given }).len();
+            if len > MAX_NAME_PART_LEN {
+                return Some((transliterated, len));
+            }
+        }
+    }
+    None
+}
+
 /// Transliterates a name part to the ICAO 9303 machine-readable form used in
 /// `fnt`/`gnt` (SPEC §3): Đ/đ → D, NFD, combining marks dropped, uppercase,
 /// apostrophes dropped, spaces and hyphens (dashes included) → `<`, anything
@@ -104,6 +141,41 @@ fn is_hyphen(c: char) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn name_parts_over_80_characters_are_found() {
+        let eighty = "Á".repeat(80);
+        assert_eq!(overlong_name_part(&format!("{eighty} {eighty}")), None);
+        assert_eq!(overlong_name_part(&format!("{eighty}Á An")), Some(("fn", 81)));
+        assert_eq!(overlong_name_part(&format!("Lê {eighty} Á")), Some(("gn", 82)));
+        // 30 ligatures are 30 characters but 90 letters once transliterated.
+        assert_eq!(overlong_name_part(&format!("Lê {}", "\u{fb03}".repeat(30))), Some(("gnt", 90)));
+        assert_eq!(overlong_name_part(&format!("{} An", "\u{fb03}".repeat(27))), Some(("fnt", 81)));
+    }
+
+    /// `overlong_name_part` by its definition: split, transliterate, count.
+    fn overlong_by_definition(full: &str) -> Option<(&'static str, usize)> {
+        let (family, given) = split_name(full);
+        [(&family, "fn", "fnt"), (&given, "gn", "gnt")].into_iter().find_map(|(part, native, translit)| {
+            let (n, t) = (part.chars().count(), icao(part).len());
+            if n > MAX_NAME_PART_LEN {
+                Some((native, n))
+            } else if t > MAX_NAME_PART_LEN {
+                Some((translit, t))
+            } else {
+                None
+            }
+        })
+    }
+
+    proptest! {
+        /// The allocation-free count for NFC names agrees with the definition, for NFC and
+        /// decomposed input, odd white space and ligatures alike.
+        #[test]
+        fn overlong_name_part_agrees_with_its_definition(s in "[ a\u{e1}\u{301}\u{a0}\t\u{fb03}]{0,200}") {
+            prop_assert_eq!(overlong_name_part(&s), overlong_by_definition(&s));
+        }
+    }
 
     /// Splits and transliterates, returning `(fn, gn, fnt, gnt)`.
     fn passport_name(full: &str) -> (String, String, String, String) {

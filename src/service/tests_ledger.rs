@@ -131,7 +131,8 @@ async fn a_station_upload_follows_the_ledger_rules_and_lists_what_it_revoked() {
     let a = facility_token(&f.state, "01001");
     let an = f.passports.iter().find(|p| p.id_number == "001090000123").unwrap().clone();
     // R2's date corrected: An's passport is revoked and re-issued with her whole series.
-    let csv = "record_id,facility_code,id_number,full_name,dob,sex,nationality,phone,vaccine,lot,dose_number,vaccination_date
+    let csv =
+        "record_id,facility_code,id_number,full_name,dob,sex,nationality,phone,vaccine,lot,dose_number,vaccination_date
 R2,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,AstraZeneca,,,2021-09-22
 ";
     let (_, body) = call(&f.state, upload(Some(&a), csv)).await;

@@ -55,6 +55,10 @@ impl Drop for Checkpointer {
 
 impl SqliteStore {
     pub(super) fn open(path: &str) -> Result<SqliteStore, StoreError> {
+        let in_memory = path.is_empty() || path == ":memory:";
+        if !in_memory {
+            create_private_db_file(path)?;
+        }
         let mut conn = Connection::open(path)?;
         // 16 KiB pages (only takes effect on a new database, before WAL): the indexes take
         // random keys, and fewer, larger pages mean fewer pages written per transaction
@@ -71,9 +75,32 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         migrate(&mut conn)?;
-        let in_memory = path.is_empty() || path == ":memory:";
         let checkpointer = if in_memory { None } else { Some(Checkpointer::start(path)?) };
         Ok(SqliteStore { conn, _checkpointer: checkpointer })
+    }
+}
+
+/// Creates a missing database file empty with mode 0600 before SQLite opens it: the
+/// database holds identity hashes, claim-code hashes and passports, and SQLite would create
+/// it 0644 under the usual umask 022. SQLite gives its `-wal` and `-shm` files the main
+/// file's permissions (os_unix.c `findCreateFileMode`), so they are 0600 too. An existing
+/// file keeps the mode its operator gave it.
+fn create_private_db_file(path: &str) -> Result<(), StoreError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // Reported as SQLite would report a file it cannot open, naming the file.
+        Err(e) => Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("{path}: cannot create: {e}")),
+        ))),
     }
 }
 
@@ -501,5 +528,47 @@ impl Store for SqliteStore {
             })?
             .collect::<Result<_, _>>()?;
         Ok(BatchResults { passports, rejections })
+    }
+}
+
+#[cfg(test)]
+#[cfg(unix)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    // Issue #8, item 12: https://github.com/vaxpass/vaxpass/issues/8
+    #[test]
+    fn new_database_and_its_wal_and_shm_are_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("v.db");
+        let mut store = SqliteStore::open(db.to_str().unwrap()).unwrap();
+        // A write makes SQLite create the -wal and -shm files, while the store is open.
+        let batch = BatchRecord {
+            batch_id: "b".into(),
+            facility_code: "01001".into(),
+            status: "running".into(),
+            persons_total: 0,
+            persons_done: 0,
+            summary: None,
+        };
+        store.save_batch(&batch, 0).unwrap();
+        for name in ["v.db", "v.db-wal", "v.db-shm"] {
+            assert_eq!(mode(&dir.path().join(name)), 0o600, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_existing_database_keeps_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("v.db");
+        drop(SqliteStore::open(db.to_str().unwrap()).unwrap());
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
+        drop(SqliteStore::open(db.to_str().unwrap()).unwrap());
+        assert_eq!(mode(&db), 0o640, "the operator's choice stays");
     }
 }

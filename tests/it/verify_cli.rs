@@ -173,3 +173,23 @@ fn garbage_text_is_not_valid_with_the_decoding_reason() {
         assert_eq!(v["signer"], serde_json::Value::Null, "{text:.20}");
     }
 }
+
+// Issue #8, item 13: https://github.com/vaxpass/vaxpass/issues/8
+#[test]
+fn over_long_text_says_it_is_too_long_for_a_qr_code() {
+    // The length of the passport the issue found: 10,318 characters of valid Base45.
+    let text = format!("HC1:{}", "6BF".repeat(3438));
+    assert_eq!(text.len(), 10_318);
+    let v = Vaxpass::new(["verify", "--json", "--trust", "keys-example"]).arg(&text).verdict();
+    assert_reason(&v, "BASE45_DECODING_FAILED");
+    let detail = v["detail"].as_str().expect("a detail for a verdict that is not valid");
+    assert!(detail.starts_with("the text is 10318 characters long, more than any QR code holds (4296;"), "{detail}");
+    assert!(detail.contains("level Q holds at most 1852"), "{detail}");
+    assert!(v["payload"].is_null());
+    let human = Vaxpass::new(["verify", "--trust", "keys-example"]).stdin(text).exits(1);
+    assert!(
+        human.stdout.starts_with("NOT VALID: BASE45_DECODING_FAILED\n  why:     the text is 10318 characters long"),
+        "{}",
+        human.stdout
+    );
+}
