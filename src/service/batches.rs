@@ -223,10 +223,10 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
             batch.summary = serde_json::to_string(&summary).ok();
             // Passports the batch revoked verify as REVOKED here at once (SPEC §8.2), before
             // the batch reports itself done; other instances within the refresh interval.
-            if summary.revoked > 0 {
-                if let Err(e) = state.refresh_revocations() {
-                    tracing::warn!(error = %e, "revocation refresh after a batch failed");
-                }
+            if summary.revoked > 0
+                && let Err(e) = state.refresh_revocations()
+            {
+                tracing::warn!(error = %e, "revocation refresh after a batch failed");
             }
         }
         Err(e) => {
