@@ -430,6 +430,9 @@ enum Decision {
 
 /// A person's decision and the status changes of their earlier passports.
 struct Decided {
+    /// Where the person goes in the signing order: the UVCI of their current passport, if
+    /// any (see [`chunks`]), else of their new one.
+    order_key: String,
     decision: Decision,
     fates: Vec<(String, PassportStatus)>,
     holder_hash: Vec<u8>,
@@ -446,15 +449,27 @@ impl Decided {
     }
 }
 
+/// The UVCI of a person's current passport, if they have one.
+fn current_uvci(p: &PersonWork) -> Option<&str> {
+    p.passports.iter().find(|r| r.status == PassportStatus::Current).map(|r| r.uvci.as_str())
+}
+
 fn plain_doses(doses: &[LedgerDose]) -> Vec<Dose> {
     doses.iter().map(|d| d.dose).collect()
 }
 
 fn decide(p: &PersonWork, facility: &SigningFacility) -> Result<Decided, GateError> {
+    let mut d = decide_passport(p, facility)?;
+    d.order_key = current_uvci(p).unwrap_or_else(|| d.uvci()).to_owned();
+    Ok(d)
+}
+
+fn decide_passport(p: &PersonWork, facility: &SigningFacility) -> Result<Decided, GateError> {
     let holder_hash = facility.secret.holder_hash(&p.holder.name, &p.holder.dob);
     let live = || p.passports.iter().filter(|r| r.status != PassportStatus::Revoked);
     if p.doses.is_empty() {
         return Ok(Decided {
+            order_key: String::new(),
             decision: Decision::Nothing,
             fates: live().map(|r| (r.uvci.clone(), PassportStatus::Revoked)).collect(),
             holder_hash,
@@ -480,6 +495,7 @@ fn decide(p: &PersonWork, facility: &SigningFacility) -> Result<Decided, GateErr
     };
     if let Some(current) = live().find(|r| r.status == PassportStatus::Current && r.content_hash == content_hash) {
         return Ok(Decided {
+            order_key: String::new(),
             fates: fates_except(&current.uvci),
             decision: Decision::Reuse(current.clone()),
             holder_hash,
@@ -507,7 +523,13 @@ fn decide(p: &PersonWork, facility: &SigningFacility) -> Result<Decided, GateErr
     }
     let uvci = uvci.ok_or(GateError::Invariant("no free UVCI for a person"))?;
     let content = content_of(&p.holder, &doses, uvci, facility);
-    Ok(Decided { fates: fates_except(""), decision: Decision::Sign(Box::new(content)), holder_hash, content_hash })
+    Ok(Decided {
+        order_key: String::new(),
+        fates: fates_except(""),
+        decision: Decision::Sign(Box::new(content)),
+        holder_hash,
+        content_hash,
+    })
 }
 
 /// What a passport of `holder` with `doses` says when `facility` signs it now.
@@ -537,9 +559,12 @@ struct ChunkWrite {
     done: u64,
 }
 
-/// Orders persons by UVCI (so the store's UVCI index grows at one end: in an insert test at
-/// 1 million, a randomly filled UVCI index took half the insert time) and cuts chunks of
-/// about `size` persons that never split a set of linked persons.
+/// Orders persons by the UVCI of their current passport, or of their first one, and cuts
+/// chunks of about `size` persons that never split a set of linked persons. A first batch
+/// then inserts in UVCI order (the store's UVCI index grows at one end: in an insert test at
+/// 1 million, a randomly filled UVCI index took half the insert time); a follow-up batch
+/// supersedes or revokes, in each chunk, passports that lie together in the store, instead
+/// of rewriting pages all over it.
 fn chunks(decided: &[Decided], links: &[(usize, usize)], size: usize) -> Vec<Vec<usize>> {
     let n = decided.len();
     let mut parent: Vec<usize> = (0..n).collect();
@@ -557,7 +582,7 @@ fn chunks(decided: &[Decided], links: &[(usize, usize)], size: usize) -> Vec<Vec
         }
     }
     let mut order: Vec<usize> = (0..n).collect();
-    order.par_sort_unstable_by(|&a, &b| decided[a].uvci().cmp(decided[b].uvci()).then(a.cmp(&b)));
+    order.par_sort_unstable_by(|&a, &b| decided[a].order_key.cmp(&decided[b].order_key).then(a.cmp(&b)));
     let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
     if !links.is_empty() {
         for &i in &order {
@@ -639,6 +664,18 @@ pub(super) fn sign_and_record(
                     };
                     let stored_meanwhile = sink.ledger().apply(&change).map_err(sink_error)?;
                     drop(change);
+                    // Reused passports come without their QR text (see `Ledger::passports_of`).
+                    let reused: Vec<&str> =
+                        w.passports.iter().filter(|p| p.hc1.is_empty()).map(|p| p.uvci.as_str()).collect();
+                    if !reused.is_empty() {
+                        let texts = sink.ledger().hc1_of(&reused).map_err(sink_error)?;
+                        for p in w.passports.iter_mut().filter(|p| p.hc1.is_empty()) {
+                            p.hc1 = texts
+                                .get(&p.uvci)
+                                .cloned()
+                                .ok_or(GateError::Invariant("a reused passport without its QR text"))?;
+                        }
+                    }
                     // Another run stored some of these UVCIs first: hand out what the store holds.
                     for p in &mut w.passports {
                         if let Some(hc1) = stored_meanwhile.get(&p.uvci) {
@@ -660,7 +697,7 @@ pub(super) fn sign_and_record(
                     let (p, d) = (&persons[i], &decided[i]);
                     let signed = match &d.decision {
                         Decision::Nothing => return Ok(None),
-                        Decision::Reuse(r) => (finish(p, d, facility, &r.kid, r.uvci.clone(), r.hc1.clone()), false),
+                        Decision::Reuse(r) => (finish(p, d, facility, &r.kid, r.uvci.clone(), String::new()), false),
                         Decision::Sign(content) => {
                             let hc1 = passport::sign(content, Algorithm::Es256, &facility.cert.kid.0, |m| {
                                 facility.key.sign(m)
@@ -690,8 +727,12 @@ pub(super) fn sign_and_record(
                 let (p, d) = (&persons[i], &decided[i]);
                 w.doses.extend(p.writes.iter().cloned());
                 w.retracted.extend(p.retracted.iter().cloned());
-                let identity = serde_json::to_vec(&p.holder).map_err(sink_error)?;
-                w.persons.push((p.hash.clone(), facility.secret.seal(&identity).map_err(sink_error)?));
+                // The sealed identity is written when the ledger has none that names this holder
+                // yet (a passport with this holder was signed together with it).
+                if !p.passports.iter().any(|r| r.holder_hash == d.holder_hash) {
+                    let identity = serde_json::to_vec(&p.holder).map_err(sink_error)?;
+                    w.persons.push((p.hash.clone(), facility.secret.seal(&identity).map_err(sink_error)?));
+                }
                 w.fates.extend(d.fates.iter().cloned());
                 if let Some((passport, fresh)) = s {
                     summary.reused += u64::from(!fresh);

@@ -224,7 +224,8 @@ pub struct PassportRecord {
     pub status: PassportStatus,
     /// The DSC's kid, base64.
     pub kid: String,
-    /// The QR text.
+    /// The QR text: empty as [`Ledger::passports_of`] returns it (a batch reads every person's
+    /// passports but hands out only the few it reuses; see [`Ledger::hc1_of`]).
     pub hc1: String,
     /// When it was signed (`iat`, Unix seconds).
     pub signed_at: i64,
@@ -347,8 +348,10 @@ pub trait Ledger: Send {
     fn by_person(&mut self, persons: &[&[u8]]) -> Result<Vec<LedgerDose>, LedgerError>;
     /// The sealed identities of these persons.
     fn sealed_persons(&mut self, persons: &[&[u8]]) -> Result<HashMap<PersonHash, Vec<u8>>, LedgerError>;
-    /// Every passport of these persons signed since the ledger exists.
+    /// Every passport of these persons signed since the ledger exists, without its `hc1`.
     fn passports_of(&mut self, persons: &[&[u8]]) -> Result<Vec<PassportRecord>, LedgerError>;
+    /// The QR texts of these passports.
+    fn hc1_of(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, LedgerError>;
     /// Persons a run already touched (a run started again after a kill takes them up).
     fn persons_of_run(&mut self, run_id: &str) -> Result<Vec<PersonHash>, LedgerError>;
     /// Records a retraction run already removed.

@@ -119,7 +119,8 @@ pub trait Store: Send {
     fn ledger_by_person(&mut self, persons: &[&[u8]]) -> Result<Vec<LedgerDose>, StoreError>;
     /// The sealed identities of these persons.
     fn sealed_persons(&mut self, persons: &[&[u8]]) -> Result<HashMap<PersonHash, Vec<u8>>, StoreError>;
-    /// Every passport of these persons signed since the ledger exists, whatever its status.
+    /// Every passport of these persons signed since the ledger exists, whatever its status,
+    /// without its `hc1` (empty).
     fn passports_of_persons(&mut self, persons: &[&[u8]]) -> Result<Vec<PassportRecord>, StoreError>;
     /// The persons whose passports a run (batch or retraction) signed or changed, and the
     /// owners of the records it retracted: a run started again after a kill takes them up.
@@ -265,6 +266,9 @@ impl crate::ledger::Ledger for Box<dyn Store> {
     }
     fn passports_of(&mut self, persons: &[&[u8]]) -> Result<Vec<PassportRecord>, crate::ledger::LedgerError> {
         Ok(self.passports_of_persons(persons)?)
+    }
+    fn hc1_of(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, crate::ledger::LedgerError> {
+        Ok(self.hc1_by_uvci(uvcis)?)
     }
     fn persons_of_run(&mut self, run_id: &str) -> Result<Vec<PersonHash>, crate::ledger::LedgerError> {
         Ok(Store::persons_of_run(self.as_mut(), run_id)?)

@@ -83,13 +83,10 @@ impl Store for PostgresStore {
             "INSERT INTO revocations (kind, value, revoked_at) VALUES ('passport', $1, $2) ON CONFLICT (kind, value) DO NOTHING",
         )?;
         for (uvci, status) in &c.fates {
-            if tx.execute(&fate, &[uvci, &status.as_str(), &c.run_id, &c.at])? == 1 {
-                let revoked = *status == PassportStatus::Revoked;
-                let (action, why) = if revoked { ("revoke", "corrected") } else { ("supersede", "") };
-                tx.execute(&audit, &[&c.at, &c.actor(), &c.kid, &action, uvci, &c.run_id, &why])?;
-                if revoked {
-                    tx.execute(&revocation, &[&crate::pki::revocation_hex(uvci), &c.at])?;
-                }
+            // A superseded passport stays valid: only revocations are audited (and listed).
+            if tx.execute(&fate, &[uvci, &status.as_str(), &c.run_id, &c.at])? == 1 && *status == PassportStatus::Revoked {
+                tx.execute(&audit, &[&c.at, &c.actor(), &c.kid, &"revoke", uvci, &c.run_id, &"corrected"])?;
+                tx.execute(&revocation, &[&crate::pki::revocation_hex(uvci), &c.at])?;
             }
         }
         let ins = tx.prepare(
@@ -157,7 +154,7 @@ impl Store for PostgresStore {
 
     fn passports_of_persons(&mut self, persons: &[&[u8]]) -> Result<Vec<PassportRecord>, StoreError> {
         let rows = self.client.query(
-            "SELECT uvci, person_hash, holder_hash, content_hash, doses, status, kid, hc1, signed_at \
+            "SELECT uvci, person_hash, holder_hash, content_hash, doses, status, kid, '', signed_at \
              FROM passports WHERE person_hash = ANY($1) ORDER BY signed_at, uvci",
             &[&bytes_list(persons)],
         )?;

@@ -71,7 +71,7 @@ impl SqliteStore {
         // A 64 MiB page cache: batch inserts touch pages all over the identity-hash index.
         // The auto-checkpoint (every 4096 pages, 64 MiB of WAL) is a backstop for the
         // checkpointer thread.
-        conn.pragma_update(None, "cache_size", -65536)?;
+        conn.pragma_update(None, "cache_size", -262_144)?;
         conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         migrate(&mut conn)?;
@@ -129,12 +129,16 @@ const PER_QUERY: usize = 1000;
 
 impl SqliteStore {
     /// Runs `sql` (with one `IN ({})` list) over `keys` in groups, collecting `map`'s rows.
-    fn query_in<K: rusqlite::ToSql, T>(
+    fn query_in<K: rusqlite::ToSql + Ord + Clone, T>(
         &mut self,
         sql: &str,
         keys: &[K],
         map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>, StoreError> {
+        // Probed in key order: neighbouring probes then read neighbouring index pages
+        // (a follow-up batch's reads at 1 million persons: 21.5 s in batch order).
+        let mut keys = keys.to_vec();
+        keys.sort_unstable();
         let mut out = Vec::new();
         let tx = self.conn.transaction()?;
         for group in keys.chunks(PER_QUERY) {
@@ -208,13 +212,11 @@ impl Store for SqliteStore {
                  ON CONFLICT (kind, value) DO NOTHING",
             )?;
             for (uvci, status) in &c.fates {
-                if fate.execute(params![uvci, status.as_str(), c.run_id, c.at])? == 1 {
-                    let action = if *status == PassportStatus::Revoked { "revoke" } else { "supersede" };
-                    let why = if *status == PassportStatus::Revoked { "corrected" } else { "" };
-                    audit.execute(params![c.at, c.actor(), c.kid, action, uvci, c.run_id, why])?;
-                    if *status == PassportStatus::Revoked {
-                        revocation.execute(params![crate::pki::revocation_hex(uvci), c.at])?;
-                    }
+                // A superseded passport stays valid: only revocations are audited (and listed).
+                if fate.execute(params![uvci, status.as_str(), c.run_id, c.at])? == 1 && *status == PassportStatus::Revoked
+                {
+                    audit.execute(params![c.at, c.actor(), c.kid, "revoke", uvci, c.run_id, "corrected"])?;
+                    revocation.execute(params![crate::pki::revocation_hex(uvci), c.at])?;
                 }
             }
             let mut ins = tx.prepare_cached(
@@ -286,7 +288,7 @@ impl Store for SqliteStore {
 
     fn passports_of_persons(&mut self, persons: &[&[u8]]) -> Result<Vec<PassportRecord>, StoreError> {
         let rows = self.query_in(
-            "SELECT uvci, person_hash, holder_hash, content_hash, doses, status, kid, hc1, signed_at \
+            "SELECT uvci, person_hash, holder_hash, content_hash, doses, status, kid, '', signed_at \
              FROM passports WHERE person_hash IN ({}) ORDER BY signed_at, uvci",
             persons,
             |r| {
