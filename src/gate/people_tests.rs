@@ -135,7 +135,8 @@ fn a_late_booster_supersedes_and_a_rerun_changes_nothing() {
     assert_eq!(sink.listed[0].record_ids, ["R1", "R2", "R3"]);
     let new = w.current(0).unwrap();
     assert_eq!(dates(&new), ["2021-07-01", "2021-09-20", "2022-01-15"]);
-    let claims = crate::passport::decode(&new.hc1).unwrap().claims().unwrap();
+    let (hc1, _) = w.sink("read").store.passport_by_uvci(&new.uvci).unwrap().unwrap();
+    let claims = crate::passport::decode(&hc1).unwrap().claims().unwrap();
     assert_eq!((claims.dcc["v"][0]["dn"].as_u64(), claims.dcc["v"][0]["sd"].as_u64()), (Some(3), Some(3)));
     let before = w.passports(0);
     assert_eq!(before.iter().find(|r| r.uvci == old.uvci).unwrap().status, PassportStatus::Superseded);

@@ -372,8 +372,8 @@ pub fn iso(d: Date) -> String {
 pub fn parse_dose(date: &str, mp: &str) -> Option<Dose> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     let date = Date::parse(date, format).ok()?;
-    let vaccine: &'static Vaccine = crate::passport::vaccines::lookup(mp)?;
-    (vaccine.mp == mp).then_some(Dose { vaccine, date })
+    let vaccine: &'static Vaccine = crate::passport::vaccines::by_mp(mp)?;
+    Some(Dose { vaccine, date })
 }
 
 #[cfg(test)]

@@ -84,7 +84,9 @@ impl Store for PostgresStore {
         )?;
         for (uvci, status) in &c.fates {
             // A superseded passport stays valid: only revocations are audited (and listed).
-            if tx.execute(&fate, &[uvci, &status.as_str(), &c.run_id, &c.at])? == 1 && *status == PassportStatus::Revoked {
+            if tx.execute(&fate, &[uvci, &status.as_str(), &c.run_id, &c.at])? == 1
+                && *status == PassportStatus::Revoked
+            {
                 tx.execute(&audit, &[&c.at, &c.actor(), &c.kid, &"revoke", uvci, &c.run_id, &"corrected"])?;
                 tx.execute(&revocation, &[&crate::pki::revocation_hex(uvci), &c.at])?;
             }
@@ -177,7 +179,8 @@ impl Store for PostgresStore {
 
     fn persons_of_run(&mut self, run_id: &str) -> Result<Vec<PersonHash>, StoreError> {
         let rows = self.client.query(
-            "SELECT person_hash FROM passports WHERE (batch_id = $1 OR changed_by = $1) AND person_hash IS NOT NULL \
+            "SELECT person_hash FROM passports WHERE batch_id = $1 AND person_hash IS NOT NULL \
+             UNION SELECT person_hash FROM passports WHERE changed_by = $1 AND person_hash IS NOT NULL \
              UNION SELECT person_hash FROM retractions WHERE run_id = $1",
             &[&run_id],
         )?;

@@ -213,7 +213,8 @@ impl Store for SqliteStore {
             )?;
             for (uvci, status) in &c.fates {
                 // A superseded passport stays valid: only revocations are audited (and listed).
-                if fate.execute(params![uvci, status.as_str(), c.run_id, c.at])? == 1 && *status == PassportStatus::Revoked
+                if fate.execute(params![uvci, status.as_str(), c.run_id, c.at])? == 1
+                    && *status == PassportStatus::Revoked
                 {
                     audit.execute(params![c.at, c.actor(), c.kid, "revoke", uvci, c.run_id, "corrected"])?;
                     revocation.execute(params![crate::pki::revocation_hex(uvci), c.at])?;
@@ -311,7 +312,8 @@ impl Store for SqliteStore {
 
     fn persons_of_run(&mut self, run_id: &str) -> Result<Vec<PersonHash>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT person_hash FROM passports WHERE (batch_id = ?1 OR changed_by = ?1) AND person_hash IS NOT NULL \
+            "SELECT person_hash FROM passports WHERE batch_id = ?1 AND person_hash IS NOT NULL \
+             UNION SELECT person_hash FROM passports WHERE changed_by = ?1 AND person_hash IS NOT NULL \
              UNION SELECT person_hash FROM retractions WHERE run_id = ?1",
         )?;
         let rows = stmt.query_map([run_id], |r| r.get(0))?;

@@ -45,6 +45,8 @@ ALTER TABLE passports ADD COLUMN changed_by TEXT;
 ALTER TABLE passports ADD COLUMN changed_at BIGINT;
 CREATE INDEX passports_by_person ON passports (person_hash);
 CREATE INDEX passports_by_change ON passports (changed_by);
+-- What a run signed, found without scanning every passport (a run started again).
+CREATE INDEX passports_by_batch ON passports (batch_id);
 
 -- The audit log says why (a revocation's reason, a retracted record).
 ALTER TABLE audit_log ADD COLUMN detail TEXT;
