@@ -425,7 +425,8 @@ enum Decision {
     /// Their current passport already says all of it.
     Reuse(PassportRecord),
     /// A new passport.
-    Sign(Box<PassportContent>),
+    /// A new passport under this UVCI; its content is built in its chunk, to bound memory.
+    Sign(Uvci),
 }
 
 /// A person's decision and the status changes of their earlier passports.
@@ -444,7 +445,7 @@ impl Decided {
         match &self.decision {
             Decision::Nothing => "",
             Decision::Reuse(r) => &r.uvci,
-            Decision::Sign(c) => c.uvci.as_str(),
+            Decision::Sign(u) => u.as_str(),
         }
     }
 }
@@ -522,11 +523,10 @@ fn decide_passport(p: &PersonWork, facility: &SigningFacility) -> Result<Decided
         }
     }
     let uvci = uvci.ok_or(GateError::Invariant("no free UVCI for a person"))?;
-    let content = content_of(&p.holder, &doses, uvci, facility);
     Ok(Decided {
         order_key: String::new(),
         fates: fates_except(""),
-        decision: Decision::Sign(Box::new(content)),
+        decision: Decision::Sign(uvci),
         holder_hash,
         content_hash,
     })
@@ -698,8 +698,9 @@ pub(super) fn sign_and_record(
                     let signed = match &d.decision {
                         Decision::Nothing => return Ok(None),
                         Decision::Reuse(r) => (finish(p, d, facility, &r.kid, r.uvci.clone(), String::new()), false),
-                        Decision::Sign(content) => {
-                            let hc1 = passport::sign(content, Algorithm::Es256, &facility.cert.kid.0, |m| {
+                        Decision::Sign(uvci) => {
+                            let content = content_of(&p.holder, &plain_doses(&p.doses), uvci.clone(), facility);
+                            let hc1 = passport::sign(&content, Algorithm::Es256, &facility.cert.kid.0, |m| {
                                 facility.key.sign(m)
                             })?
                             .ok_or(GateError::Invariant("a passport without doses"))?;
