@@ -190,6 +190,7 @@ pub(super) fn from_batch(
 
     let run_id = sink.run_id().to_owned();
     let ledger = sink.ledger();
+    ledger.lock_runs().map_err(sink_error)?;
     let record_ids: Vec<&str> = groups.iter().flat_map(|(_, rows)| rows.iter().map(|r| r.record_id.as_str())).collect();
     let stored: HashMap<String, LedgerDose> =
         ledger.by_record(&record_ids).map_err(sink_error)?.into_iter().map(|d| (d.record_id.clone(), d)).collect();
@@ -377,6 +378,7 @@ pub fn retract(
 ) -> Result<Retraction, GateError> {
     let run_id = sink.run_id().to_owned();
     let ledger = sink.ledger();
+    ledger.lock_runs().map_err(sink_error)?;
     let mut ids: Vec<&str> = record_ids.iter().map(String::as_str).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -728,9 +730,11 @@ pub(super) fn sign_and_record(
                 let (p, d) = (&persons[i], &decided[i]);
                 w.doses.extend(p.writes.iter().cloned());
                 w.retracted.extend(p.retracted.iter().cloned());
-                // The sealed identity is written when the ledger has none that names this holder
-                // yet (a passport with this holder was signed together with it).
-                if !p.passports.iter().any(|r| r.holder_hash == d.holder_hash) {
+                // The sealed identity is written unless the person's current passport already
+                // names this holder (it was sealed together with that passport). Comparing with
+                // any earlier passport would keep a stale name after An → Anh → An.
+                let current = p.passports.iter().find(|r| r.status == PassportStatus::Current);
+                if current.is_none_or(|r| r.holder_hash != d.holder_hash) {
                     let identity = serde_json::to_vec(&p.holder).map_err(sink_error)?;
                     w.persons.push((p.hash.clone(), facility.secret.seal(&identity).map_err(sink_error)?));
                 }

@@ -113,6 +113,9 @@ pub trait Store: Send {
     /// list). Returns, as [`Store::insert_passports`] does, the stored `hc1` of UVCIs that
     /// were already present.
     fn apply(&mut self, change: &LedgerChange<'_>) -> Result<HashMap<String, String>, StoreError>;
+    /// Holds the ledger for one run at a time until this store is dropped (see
+    /// [`crate::ledger::Ledger::lock_runs`]).
+    fn lock_runs(&mut self) -> Result<(), StoreError>;
     /// Ledger entries under these record ids.
     fn ledger_by_record(&mut self, record_ids: &[&str]) -> Result<Vec<LedgerDose>, StoreError>;
     /// Ledger entries of these persons.
@@ -252,6 +255,9 @@ impl Revocation {
 /// Every store is a ledger: the gate and retraction reach storage through
 /// [`crate::ledger::Ledger`] only.
 impl crate::ledger::Ledger for Box<dyn Store> {
+    fn lock_runs(&mut self) -> Result<(), crate::ledger::LedgerError> {
+        Ok(Store::lock_runs(self.as_mut())?)
+    }
     fn by_record(&mut self, record_ids: &[&str]) -> Result<Vec<LedgerDose>, crate::ledger::LedgerError> {
         Ok(self.ledger_by_record(record_ids)?)
     }

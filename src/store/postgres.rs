@@ -43,6 +43,13 @@ fn bytes_list(keys: &[&[u8]]) -> Vec<Vec<u8>> {
 }
 
 impl Store for PostgresStore {
+    fn lock_runs(&mut self) -> Result<(), StoreError> {
+        // A session-level advisory lock: held until this connection closes, also when the
+        // process dies, so a killed run never leaves the ledger locked.
+        self.client.execute("SELECT pg_advisory_lock(727002)", &[])?;
+        Ok(())
+    }
+
     fn apply(&mut self, c: &LedgerChange<'_>) -> Result<HashMap<String, String>, StoreError> {
         let mut kept = HashMap::new();
         let mut tx = self.client.transaction()?;
@@ -77,7 +84,7 @@ impl Store for PostgresStore {
             tx.execute(&person, &[hash, sealed])?;
         }
         let fate = tx.prepare(
-            "UPDATE passports SET status = $2, changed_by = $3, changed_at = $4 WHERE uvci = $1 AND status <> $2",
+            "UPDATE passports SET status = $2, changed_by = $3, changed_at = $4 WHERE uvci = $1 AND status <> $2 AND status <> 'revoked'",
         )?;
         let revocation = tx.prepare(
             "INSERT INTO revocations (kind, value, revoked_at) VALUES ('passport', $1, $2) ON CONFLICT (kind, value) DO NOTHING",

@@ -13,6 +13,10 @@ use crate::ledger::{LedgerDose, PassportRecord, PassportStatus, PersonHash, iso}
 pub(super) struct SqliteStore {
     conn: Connection,
     _checkpointer: Option<Checkpointer>,
+    /// The database file's path (empty in memory), for the run lock beside it.
+    path: String,
+    /// `PATH.ledger-lock`, locked while a run holds the ledger; unlocked when dropped.
+    run_lock: Option<std::fs::File>,
 }
 
 /// Copies the write-ahead log back into the database file from a connection on a thread of
@@ -76,7 +80,12 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         migrate(&mut conn)?;
         let checkpointer = if in_memory { None } else { Some(Checkpointer::start(path)?) };
-        Ok(SqliteStore { conn, _checkpointer: checkpointer })
+        Ok(SqliteStore {
+            conn,
+            _checkpointer: checkpointer,
+            path: if in_memory { String::new() } else { path.to_owned() },
+            run_lock: None,
+        })
     }
 }
 
@@ -162,6 +171,32 @@ fn ledger_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<LedgerDose>> {
 const LEDGER_COLUMNS: &str = "record_id, person_hash, facility_code, mp, vaccinated_on";
 
 impl Store for SqliteStore {
+    fn lock_runs(&mut self) -> Result<(), StoreError> {
+        if self.path.is_empty() || self.run_lock.is_some() {
+            return Ok(());
+        }
+        // An advisory file lock beside the database: the kernel drops it when the process
+        // dies, so a killed run never leaves the ledger locked.
+        let path = format!("{}.ledger-lock", self.path);
+        let io = |e: std::io::Error| {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!("{path}: {e}")),
+            ))
+        };
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                eprintln!("waiting for another run on this database to finish");
+                file.lock().map_err(io)?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        self.run_lock = Some(file);
+        Ok(())
+    }
+
     fn apply(&mut self, c: &LedgerChange<'_>) -> Result<HashMap<String, String>, StoreError> {
         let mut kept = HashMap::new();
         let tx = self.conn.transaction()?;
@@ -205,7 +240,7 @@ impl Store for SqliteStore {
                 person.execute(params![hash, sealed])?;
             }
             let mut fate = tx.prepare_cached(
-                "UPDATE passports SET status = ?2, changed_by = ?3, changed_at = ?4 WHERE uvci = ?1 AND status <> ?2",
+                "UPDATE passports SET status = ?2, changed_by = ?3, changed_at = ?4 WHERE uvci = ?1 AND status <> ?2 AND status <> 'revoked'",
             )?;
             let mut revocation = tx.prepare_cached(
                 "INSERT INTO revocations (kind, value, revoked_at) VALUES ('passport', ?1, ?2) \

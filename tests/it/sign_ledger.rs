@@ -109,3 +109,93 @@ R3,01001,001185000456,Trần Thị Bình,01/01/1985,Nữ,,,Pfizer,,,2021-08-01
         .succeeds();
     assert!(out.stdout.starts_with("nothing retracted"), "{}", out.stdout);
 }
+
+/// One booster row (new record id `{tag}-…`, `vaccine` on `date`) for each identity of
+/// `doses.csv` whose rows were signed into `signed/passports.jsonl`.
+fn boosters(data: &Path, signed: &Path, out: &Path, tag: &str, vaccine: &str, date: &str) {
+    let signed_ids: std::collections::BTreeSet<String> = passports(signed)
+        .iter()
+        .flat_map(|p| {
+            p["record_ids"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        })
+        .collect();
+    let mut r = csv::Reader::from_path(data.join("doses.csv")).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let col = |h: &str| headers.iter().position(|x| x == h).unwrap();
+    let (id, number, d, v) = (col("record_id"), col("id_number"), col("vaccination_date"), col("vaccine"));
+    let mut w = csv::Writer::from_path(out).unwrap();
+    w.write_record(&headers).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        if !signed_ids.contains(&rec[id]) || !seen.insert(rec[number].to_owned()) {
+            continue;
+        }
+        let mut row: Vec<String> = rec.iter().map(String::from).collect();
+        row[id] = format!("{tag}-{}", &rec[id]);
+        row[d] = date.into();
+        row[v] = vaccine.into();
+        w.write_record(&row).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+#[test]
+fn two_runs_at_once_on_one_database_leave_one_true_passport_per_person() {
+    let dir = tempdir();
+    let d = dir.path();
+    let data = crate::sign_truth::generate(d, 2_000, 21);
+    let run = |input: &Path, out: &str| {
+        Vaxpass::new(["sign", "--json", "--at", AT])
+            .args(facility_args())
+            .arg("--input")
+            .arg(input)
+            .arg("--registry")
+            .arg(data.join("registry.csv"))
+            .arg("--out")
+            .arg(d.join(out))
+            .arg("--db")
+            .arg(sqlite_in(d))
+            .arg("--secret")
+            .arg(d.join("secret"))
+    };
+    run(&data.join("doses.csv"), "week1").succeeds();
+    boosters(&data, &d.join("week1"), &d.join("a.csv"), "A", "Pfizer", "2022-06-01");
+    boosters(&data, &d.join("week1"), &d.join("b.csv"), "B", "Moderna", "2022-09-01");
+    // Both at once: the second waits for the first to release the ledger.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| run(&d.join("a.csv"), "a").run());
+        let b = s.spawn(|| run(&d.join("b.csv"), "b").run());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!((a.code, b.code), (Some(0), Some(0)), "{a:?} {b:?}");
+    let conn = rusqlite::Connection::open(d.join("v.db")).unwrap();
+    let doubled: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM (SELECT person_hash FROM passports WHERE status = 'current' \
+             GROUP BY person_hash HAVING COUNT(*) > 1)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(doubled, 0, "nobody has two current passports");
+    let both: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM passports WHERE status = 'current' AND doses LIKE '%\"A-R%' \
+             AND doses LIKE '%\"B-R%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    // Persons whose two boosters were both accepted (by each run's own output).
+    let boosted = |out: &str, tag: &str| -> std::collections::BTreeSet<String> {
+        passports(&d.join(out))
+            .iter()
+            .filter(|p| p["record_ids"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().starts_with(tag)))
+            .map(|p| p["id_number"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let expected = boosted("a", "A-").intersection(&boosted("b", "B-")).count();
+    assert!(expected > 1000, "{expected}");
+    assert_eq!(both as usize, expected, "every current passport carries both boosters of its holder");
+}
