@@ -129,6 +129,15 @@ impl Store for PostgresStore {
                     &[&c.at, &c.facility_code, &p.kid, &"sign", &p.uvci, &c.run_id, &audit_records(&records)],
                 )?;
             } else {
+                // The same passport signed before the ledger existed (schema 1): it joins the
+                // person's history now, as their current passport.
+                if person.is_some() {
+                    tx.execute(
+                        "UPDATE passports SET person_hash = $2, holder_hash = $3, content_hash = $4, doses = $5 \
+                         WHERE uvci = $1 AND person_hash IS NULL",
+                        &[&p.uvci, &person, &p.holder_hash, &p.content_hash, &covered_json(p)],
+                    )?;
+                }
                 let stored: String = tx.query_one("SELECT hc1 FROM passports WHERE uvci = $1", &[&p.uvci])?.get(0);
                 kept.insert(p.uvci.clone(), stored);
             }

@@ -199,3 +199,35 @@ fn two_runs_at_once_on_one_database_leave_one_true_passport_per_person() {
     assert!(expected > 1000, "{expected}");
     assert_eq!(both as usize, expected, "every current passport carries both boosters of its holder");
 }
+
+#[test]
+fn passports_signed_before_the_ledger_join_it_when_their_batch_is_sent_again() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("registry.csv"), REGISTRY).unwrap();
+    let week1 = "R1,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,AstraZeneca,,,2021-07-01\n";
+    sign(d, "week1", week1);
+    let old = passports(&d.join("week1"))[0]["uvci"].as_str().unwrap().to_owned();
+    // What a database written before the ledger holds: the passport, no ledger, no history.
+    let conn = rusqlite::Connection::open(d.join("v.db")).unwrap();
+    conn.execute_batch(
+        "UPDATE passports SET person_hash = NULL, holder_hash = NULL, content_hash = NULL, doses = NULL; \
+         DELETE FROM doses; DELETE FROM persons;",
+    )
+    .unwrap();
+    // The old batch sent again brings its rows into the ledger and adopts the passport...
+    sign(d, "again", week1);
+    assert_eq!(passports(&d.join("again"))[0]["uvci"], old.as_str(), "the same passport, not a second one");
+    let adopted: i64 = conn
+        .query_row("SELECT COUNT(*) FROM passports WHERE person_hash IS NOT NULL AND status = 'current'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(adopted, 1);
+    // ...so a booster supersedes it instead of leaving two current passports.
+    let s = sign(d, "week2", "R2,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,Pfizer,,,2021-10-01\n");
+    assert_eq!((s["superseded"].as_u64(), s["revoked"].as_u64()), (Some(1), Some(0)));
+    let current: i64 =
+        conn.query_row("SELECT COUNT(*) FROM passports WHERE status = 'current'", [], |r| r.get(0)).unwrap();
+    assert_eq!(current, 1);
+}
