@@ -350,9 +350,14 @@ pub fn run<R: Read + Send>(
         outcome.and(read)
     })?;
     lap(&mut summary, "read and check rows");
-    let work = people::from_batch(accepted, registry, &identities, facility, sink, &mut summary)?;
-    lap(&mut summary, "merge with the ledger");
-    let (_, writer_busy) = people::sign_and_record(work, facility, None, sink, &mut summary)?;
+    // From the first read of the ledger to the last write, this run holds it alone.
+    let recorded = people::from_batch(accepted, registry, &identities, facility, sink, &mut summary).and_then(|work| {
+        lap(&mut summary, "merge with the ledger");
+        people::sign_and_record(work, facility, None, sink, &mut summary)
+    });
+    let unlocked = sink.ledger().unlock_runs().map_err(|e| GateError::Sink(e.to_string()));
+    let (_, writer_busy) = recorded?;
+    unlocked?;
     lap(&mut summary, "sign and record");
     summary.phases.push(("  of which the writer was busy recording", writer_busy));
     Ok(summary)

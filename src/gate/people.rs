@@ -195,22 +195,39 @@ pub(super) fn from_batch(
     let stored: HashMap<String, LedgerDose> =
         ledger.by_record(&record_ids).map_err(sink_error)?.into_iter().map(|d| (d.record_id.clone(), d)).collect();
     let mut candidates: Vec<Vec<Candidate>> = Vec::with_capacity(groups.len());
+    let mut foreign_records = Vec::new();
     for ((_, rows), hash) in groups.iter().zip(&hashes) {
-        candidates.push(
-            rows.iter()
-                .map(|r| {
-                    let entry = LedgerDose {
-                        record_id: r.record_id.clone(),
-                        person: hash.clone(),
-                        facility_code: r.facility_code.clone(),
-                        dose: r.dose,
-                    };
-                    let kind = ledger::classify(&entry, stored.get(&r.record_id));
-                    Candidate { order: r.order, entry, kind }
-                })
-                .collect(),
-        );
+        let mut cands = Vec::with_capacity(rows.len());
+        for r in rows {
+            let entry = LedgerDose {
+                record_id: r.record_id.clone(),
+                person: hash.clone(),
+                facility_code: r.facility_code.clone(),
+                dose: r.dose,
+            };
+            let kind = ledger::classify(&entry, stored.get(&r.record_id));
+            // A record belongs to the facility that gave the dose: a row naming another
+            // facility cannot rewrite it (nor, through it, take the right to retract it).
+            if let RowKind::Correction { previous } = &kind
+                && previous.facility_code != entry.facility_code
+            {
+                foreign_records.push(Rejection {
+                    record_id: entry.record_id,
+                    reason: RejectReason::BadRow,
+                    detail: "the record_id is another facility's dose record; only rows of that facility correct it"
+                        .into(),
+                    suggestion: String::new(),
+                });
+                continue;
+            }
+            cands.push(Candidate { order: r.order, entry, kind });
+        }
+        candidates.push(cands);
     }
+    for r in &foreign_records {
+        super::batch::reject(summary, r, sink)?;
+    }
+    let ledger = sink.ledger();
     let reassigned: HashSet<&str> = candidates
         .iter()
         .flatten()
@@ -370,6 +387,21 @@ pub struct Retraction {
 /// Removes `record_ids` from the ledger, revokes every passport that carries one, and
 /// re-signs each affected person who still has doses with `facility`'s key.
 pub fn retract(
+    record_ids: &[String],
+    reason: &str,
+    scope: RetractScope<'_>,
+    facility: &SigningFacility,
+    sink: &mut dyn BatchSink,
+) -> Result<Retraction, GateError> {
+    // From the first read of the ledger to the last write, this run holds it alone.
+    let done = retract_locked(record_ids, reason, scope, facility, sink);
+    let unlocked = sink.ledger().unlock_runs().map_err(sink_error);
+    let done = done?;
+    unlocked?;
+    Ok(done)
+}
+
+fn retract_locked(
     record_ids: &[String],
     reason: &str,
     scope: RetractScope<'_>,

@@ -322,3 +322,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_row_of_another_facility_cannot_rewrite_a_record() {
+    let w = World::new();
+    w.sign("week1", &row("R1", 0, "Pfizer", "2021-07-01"));
+    let before = w.current(0).unwrap();
+    let (s, sink) = w.sign("week2", &row("R1", 0, "Pfizer", "2021-07-02").replace(",01001,", ",79001,"));
+    assert_eq!((s.rejected_rows, s.revoked), (1, 0));
+    assert_eq!(sink.rejected[0].reason, RejectReason::BadRow);
+    assert_eq!(w.current(0).unwrap().uvci, before.uvci);
+    // Its own facility's row still corrects it.
+    let (s, _) = w.sign("week3", &row("R1", 0, "Pfizer", "2021-07-02"));
+    assert_eq!((s.rejected_rows, s.revoked), (0, 1));
+}

@@ -343,10 +343,12 @@ pub type LedgerError = Box<dyn std::error::Error + Send + Sync>;
 /// retraction use it, neither knowing the other.
 pub trait Ledger: Send {
     /// Waits until no other run (another process, another service instance) holds the
-    /// ledger, then holds it until this handle is dropped. A run reads every person's doses
+    /// ledger, then holds it until [`Ledger::unlock_runs`] or until this handle is dropped. A run reads every person's doses
     /// and passports once and records its decisions minutes later: two runs touching the
     /// same persons at once would each decide from a state the other changes.
     fn lock_runs(&mut self) -> Result<(), LedgerError>;
+    /// Releases what [`Ledger::lock_runs`] holds, at the end of a run.
+    fn unlock_runs(&mut self) -> Result<(), LedgerError>;
     /// Ledger entries under these record ids.
     fn by_record(&mut self, record_ids: &[&str]) -> Result<Vec<LedgerDose>, LedgerError>;
     /// Ledger entries of these persons.

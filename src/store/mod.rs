@@ -116,6 +116,8 @@ pub trait Store: Send {
     /// Holds the ledger for one run at a time until this store is dropped (see
     /// [`crate::ledger::Ledger::lock_runs`]).
     fn lock_runs(&mut self) -> Result<(), StoreError>;
+    /// Releases the run lock.
+    fn unlock_runs(&mut self) -> Result<(), StoreError>;
     /// Ledger entries under these record ids.
     fn ledger_by_record(&mut self, record_ids: &[&str]) -> Result<Vec<LedgerDose>, StoreError>;
     /// Ledger entries of these persons.
@@ -257,6 +259,9 @@ impl Revocation {
 impl crate::ledger::Ledger for Box<dyn Store> {
     fn lock_runs(&mut self) -> Result<(), crate::ledger::LedgerError> {
         Ok(Store::lock_runs(self.as_mut())?)
+    }
+    fn unlock_runs(&mut self) -> Result<(), crate::ledger::LedgerError> {
+        Ok(Store::unlock_runs(self.as_mut())?)
     }
     fn by_record(&mut self, record_ids: &[&str]) -> Result<Vec<LedgerDose>, crate::ledger::LedgerError> {
         Ok(self.ledger_by_record(record_ids)?)

@@ -50,6 +50,11 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    fn unlock_runs(&mut self) -> Result<(), StoreError> {
+        self.client.execute("SELECT pg_advisory_unlock_all()", &[])?;
+        Ok(())
+    }
+
     fn apply(&mut self, c: &LedgerChange<'_>) -> Result<HashMap<String, String>, StoreError> {
         let mut kept = HashMap::new();
         let mut tx = self.client.transaction()?;

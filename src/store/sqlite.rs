@@ -197,6 +197,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn unlock_runs(&mut self) -> Result<(), StoreError> {
+        // Closing the file releases its lock.
+        self.run_lock = None;
+        Ok(())
+    }
+
     fn apply(&mut self, c: &LedgerChange<'_>) -> Result<HashMap<String, String>, StoreError> {
         let mut kept = HashMap::new();
         let tx = self.conn.transaction()?;
