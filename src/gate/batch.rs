@@ -117,14 +117,17 @@ impl DerivationKey {
         self.tag("vaxpass/id-number/v1", &[id_number.as_bytes()]).as_ref()[..16].to_vec()
     }
 
-    /// The claim code of a passport: derived, so a resumed run prints the same one.
+    /// The claim code of a passport signed before the ledger existed (one per UVCI); see
+    /// [`DerivationKey::person_claim_code`].
     pub fn claim_code(&self, uvci: &str) -> String {
-        let tag = self.tag("vaxpass/claim-code/v1", &[uvci.as_bytes()]);
-        tag.as_ref()
-            .iter()
-            .take(CLAIM_LEN)
-            .map(|b| char::from(CLAIM_ALPHABET[usize::from(*b) % CLAIM_ALPHABET.len()]))
-            .collect()
+        claim_code_of(&self.tag("vaxpass/claim-code/v1", &[uvci.as_bytes()]))
+    }
+
+    /// The claim code of a person in the ledger: one code for all their passports, so the
+    /// code a traveller was given still finds the passport re-issued after a correction or
+    /// retraction (a code per passport would leave a re-issued one unclaimable).
+    pub fn person_claim_code(&self, person: &[u8]) -> String {
+        claim_code_of(&self.tag("vaxpass/claim-code/person/v1", &[person]))
     }
 
     /// Hash of a claim code, as stored.
@@ -183,6 +186,15 @@ impl DerivationKey {
         let plain = self.sealing_key().open_in_place(nonce, aead::Aad::empty(), &mut body).ok()?;
         Some(plain.to_vec())
     }
+}
+
+/// A claim code from a keyed hash: [`CLAIM_LEN`] characters of [`CLAIM_ALPHABET`].
+fn claim_code_of(tag: &hmac::Tag) -> String {
+    tag.as_ref()
+        .iter()
+        .take(CLAIM_LEN)
+        .map(|b| char::from(CLAIM_ALPHABET[usize::from(*b) % CLAIM_ALPHABET.len()]))
+        .collect()
 }
 
 /// No system randomness to seal with.

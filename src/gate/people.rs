@@ -806,7 +806,7 @@ fn finish(
     uvci: String,
     hc1: String,
 ) -> SignedPassport {
-    let claim_code = facility.secret.claim_code(&uvci);
+    let claim_code = facility.secret.person_claim_code(&p.hash);
     SignedPassport {
         id_hash: facility.secret.id_hash(&p.holder.id_number),
         claim_hash: facility.secret.claim_hash(&claim_code),

@@ -265,7 +265,13 @@ async fn status(
     let passports: Vec<Value> = results
         .passports
         .into_iter()
-        .map(|(uvci, record_ids)| json!({"claim_code": state.inner.secret.claim_code(&uvci), "uvci": uvci, "record_ids": record_ids}))
+        .map(|(uvci, record_ids, person)| {
+            let claim_code = match person {
+                Some(person) => state.inner.secret.person_claim_code(&person),
+                None => state.inner.secret.claim_code(&uvci),
+            };
+            json!({"claim_code": claim_code, "uvci": uvci, "record_ids": record_ids})
+        })
         .collect();
     Ok(Json(json!({
         "batch_id": batch.batch_id,

@@ -183,8 +183,8 @@ pub enum TokenSelector<'a> {
 /// What a service batch produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchResults {
-    /// (UVCI, record ids) of each passport.
-    pub passports: Vec<(String, Vec<String>)>,
+    /// (UVCI, record ids, the holder's ledger key if the passport has one) of each passport.
+    pub passports: Vec<(String, Vec<String>, Option<PersonHash>)>,
     /// The rejected rows.
     pub rejections: Vec<BatchRejection>,
 }

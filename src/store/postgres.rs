@@ -367,9 +367,13 @@ impl Store for PostgresStore {
         let limit = to_i64(limit);
         let passports = self
             .client
-            .query("SELECT uvci, record_ids FROM batch_passports WHERE batch_id = $1 LIMIT $2", &[&batch_id, &limit])?
+            .query(
+                "SELECT b.uvci, b.record_ids, p.person_hash FROM batch_passports b \
+                 LEFT JOIN passports p ON p.uvci = b.uvci WHERE b.batch_id = $1 LIMIT $2",
+                &[&batch_id, &limit],
+            )?
             .iter()
-            .map(|r| (r.get(0), serde_json::from_str(r.get::<_, &str>(1)).unwrap_or_default()))
+            .map(|r| (r.get(0), serde_json::from_str(r.get::<_, &str>(1)).unwrap_or_default(), r.get(2)))
             .collect();
         let rejections = self
             .client

@@ -565,12 +565,14 @@ impl Store for SqliteStore {
 
     fn batch_results(&mut self, batch_id: &str, limit: u64) -> Result<BatchResults, StoreError> {
         let limit = to_i64(limit);
-        let mut p =
-            self.conn.prepare_cached("SELECT uvci, record_ids FROM batch_passports WHERE batch_id = ?1 LIMIT ?2")?;
+        let mut p = self.conn.prepare_cached(
+            "SELECT b.uvci, b.record_ids, p.person_hash FROM batch_passports b \
+             LEFT JOIN passports p ON p.uvci = b.uvci WHERE b.batch_id = ?1 LIMIT ?2",
+        )?;
         let passports = p
             .query_map(params![batch_id, limit], |r| {
                 let ids: String = r.get(1)?;
-                Ok((r.get(0)?, serde_json::from_str(&ids).unwrap_or_default()))
+                Ok((r.get(0)?, serde_json::from_str(&ids).unwrap_or_default(), r.get(2)?))
             })?
             .collect::<Result<_, _>>()?;
         let mut q = self.conn.prepare_cached(
