@@ -51,6 +51,9 @@ pub(super) struct PersonWork {
     pub retracted: Vec<LedgerDose>,
     /// Their passports so far.
     pub passports: Vec<PassportRecord>,
+    /// Whether their sealed identity must be written whatever their current passport says
+    /// (their ledger key changed with a re-issued number).
+    pub reseal: bool,
 }
 
 /// A run's persons, and which of them must share a transaction.
@@ -188,12 +191,42 @@ pub(super) fn from_batch(
         .ok_or(GateError::Invariant("a person's identity could not be derived"))?;
     let hashes: Vec<PersonHash> = holders.par_iter().map(|h| facility.secret.id_hash(&h.key_text)).collect();
 
+    // A person whose number was re-issued (SPEC §8.4) may have ledger entries and passports
+    // under the key of an earlier number: they are read with the person's and re-keyed.
+    let alias_of: HashMap<PersonHash, PersonHash> = match registry {
+        Some(reg) => {
+            let batch_index: HashMap<u32, usize> = groups
+                .iter()
+                .enumerate()
+                .filter_map(|(g, (k, _))| match k {
+                    PersonKey::Registry(i) => Some((*i, g)),
+                    _ => None,
+                })
+                .collect();
+            reg.previous_ids()
+                .filter_map(|(number, i)| {
+                    batch_index.get(&i).map(|&g| (facility.secret.id_hash(&number), hashes[g].clone()))
+                })
+                .collect()
+        }
+        None => HashMap::new(),
+    };
+    let canonical = |mut d: LedgerDose| {
+        if let Some(h) = alias_of.get(&d.person) {
+            d.person.clone_from(h);
+        }
+        d
+    };
     let run_id = sink.run_id().to_owned();
     let ledger = sink.ledger();
     ledger.lock_runs().map_err(sink_error)?;
     let record_ids: Vec<&str> = groups.iter().flat_map(|(_, rows)| rows.iter().map(|r| r.record_id.as_str())).collect();
-    let stored: HashMap<String, LedgerDose> =
-        ledger.by_record(&record_ids).map_err(sink_error)?.into_iter().map(|d| (d.record_id.clone(), d)).collect();
+    let stored: HashMap<String, LedgerDose> = ledger
+        .by_record(&record_ids)
+        .map_err(sink_error)?
+        .into_iter()
+        .map(|d| (d.record_id.clone(), canonical(d)))
+        .collect();
     let mut candidates: Vec<Vec<Candidate>> = Vec::with_capacity(groups.len());
     let mut foreign_records = Vec::new();
     for ((_, rows), hash) in groups.iter().zip(&hashes) {
@@ -250,11 +283,38 @@ pub(super) fn from_batch(
         .collect();
     others.sort_unstable();
     others.dedup();
-    let all: Vec<&[u8]> = hashes.iter().chain(&others).map(Vec::as_slice).collect();
-    let mut doses = by_person(ledger.by_person(&all).map_err(sink_error)?);
+    let all: Vec<&[u8]> = hashes.iter().chain(&others).chain(alias_of.keys()).map(Vec::as_slice).collect();
+    let found = ledger.by_person(&all).map_err(sink_error)?;
+    // Entries under an earlier number's key are written again under the person's own.
+    let mut rekeyed: HashMap<PersonHash, Vec<LedgerDose>> = HashMap::new();
+    let found = found
+        .into_iter()
+        .map(|d| {
+            let moved = alias_of.contains_key(&d.person);
+            let d = canonical(d);
+            if moved {
+                rekeyed.entry(d.person.clone()).or_default().push(d.clone());
+            }
+            d
+        })
+        .collect();
+    let mut doses = by_person(found);
+    let rekeyed_persons: HashSet<PersonHash> = alias_of.values().cloned().collect();
     let other_refs: Vec<&[u8]> = others.iter().map(Vec::as_slice).collect();
     let sealed = ledger.sealed_persons(&other_refs).map_err(sink_error)?;
-    let mut passports = passports_by_person(ledger.passports_of(&all).map_err(sink_error)?);
+    let mut passports = passports_by_person(
+        ledger
+            .passports_of(&all)
+            .map_err(sink_error)?
+            .into_iter()
+            .map(|mut r| {
+                if let Some(h) = alias_of.get(&r.person) {
+                    r.person.clone_from(h);
+                }
+                r
+            })
+            .collect(),
+    );
 
     // Decide each batch person's rows against their ledger doses.
     let merged: Vec<ledger::Merged> = candidates
@@ -336,11 +396,16 @@ pub(super) fn from_batch(
         all_doses.extend(writes[i].iter().cloned());
         normalise(&mut all_doses);
         let passports = passports.remove(&hash).unwrap_or_default();
+        let mut own_writes = std::mem::take(&mut writes[i]);
+        own_writes
+            .extend(rekeyed.remove(&hash).unwrap_or_default().into_iter().filter(|d| !moved.contains(&d.record_id)));
+        let reseal = rekeyed_persons.contains(&hash);
         persons.push(PersonWork {
+            reseal,
             hash,
             holder,
             doses: all_doses,
-            writes: std::mem::take(&mut writes[i]),
+            writes: own_writes,
             retracted: Vec::new(),
             passports,
         });
@@ -353,7 +418,15 @@ pub(super) fn from_batch(
         normalise(&mut rest);
         index.insert(h.clone(), persons.len());
         let passports = passports.remove(&h).unwrap_or_default();
-        persons.push(PersonWork { hash: h, holder, doses: rest, writes: Vec::new(), retracted: Vec::new(), passports });
+        persons.push(PersonWork {
+            hash: h,
+            holder,
+            doses: rest,
+            writes: Vec::new(),
+            retracted: Vec::new(),
+            passports,
+            reseal: false,
+        });
     }
     for (i, p) in persons.iter().enumerate() {
         index.entry(p.hash.clone()).or_insert(i);
@@ -439,7 +512,15 @@ fn retract_locked(
         normalise(&mut rest);
         let holder = unseal(facility, &sealed, &h)?;
         let passports = passports.remove(&h).unwrap_or_default();
-        persons.push(PersonWork { holder, doses: rest, writes: Vec::new(), retracted, passports, hash: h });
+        persons.push(PersonWork {
+            holder,
+            doses: rest,
+            writes: Vec::new(),
+            retracted,
+            passports,
+            hash: h,
+            reseal: false,
+        });
     }
     let mut summary = Summary::default();
     let (listed, _) =
@@ -766,7 +847,7 @@ pub(super) fn sign_and_record(
                 // names this holder (it was sealed together with that passport). Comparing with
                 // any earlier passport would keep a stale name after An → Anh → An.
                 let current = p.passports.iter().find(|r| r.status == PassportStatus::Current);
-                if current.is_none_or(|r| r.holder_hash != d.holder_hash) {
+                if p.reseal || current.is_none_or(|r| r.holder_hash != d.holder_hash) {
                     let identity = serde_json::to_vec(&p.holder).map_err(sink_error)?;
                     w.persons.push((p.hash.clone(), facility.secret.seal(&identity).map_err(sink_error)?));
                 }

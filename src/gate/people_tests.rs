@@ -84,10 +84,14 @@ impl World {
 
     /// Signs `rows` (CSV lines without the header) as batch `run_id` of facility 01001.
     fn sign(&self, run_id: &str, rows: &str) -> (Summary, Sink) {
+        self.sign_with(&self.registry, run_id, rows)
+    }
+
+    fn sign_with(&self, registry: &Registry, run_id: &str, rows: &str) -> (Summary, Sink) {
         let mut sink = self.sink(run_id);
         let text = format!("{HEADER}{rows}");
         let reader = DoseReader::new(text.as_bytes(), "doses.csv").unwrap();
-        let summary = super::super::run(reader, Some(&self.registry), &World::facility("01001"), &mut sink).unwrap();
+        let summary = super::super::run(reader, Some(registry), &World::facility("01001"), &mut sink).unwrap();
         (summary, sink)
     }
 
@@ -335,4 +339,36 @@ fn a_row_of_another_facility_cannot_rewrite_a_record() {
     // Its own facility's row still corrects it.
     let (s, _) = w.sign("week3", &row("R1", 0, "Pfizer", "2021-07-02"));
     assert_eq!((s.rejected_rows, s.revoked), (0, 1));
+}
+
+#[test]
+fn a_re_issued_number_keeps_one_ledger_for_the_person() {
+    let w = World::new();
+    w.sign("week1", &(row("R1", 0, "Pfizer", "2021-07-01") + &row("R2", 0, "Pfizer", "2021-09-20")));
+    let old = w.current(0).unwrap();
+    // An's number is re-issued (her birth year was corrected): 001090000123 → 001091000123.
+    let registry = Registry::load(
+        "id_number,old_id,full_name,dob,sex,previous_ids
+001091000123,,Nguyễn Văn An,1991-05-02,M,001090000123
+"
+        .as_bytes(),
+        "r.csv",
+    )
+    .unwrap();
+    let booster = "R4,01001,001091000123,Nguyễn Văn An,02/05/1991,Nam,,,Moderna,,,2022-02-01\n";
+    let (s, sink) = w.sign_with(&registry, "week2", booster);
+    assert_eq!((s.signed_rows, s.passports), (1, 1));
+    assert_eq!(sink.listed[0].record_ids, ["R1", "R2", "R4"], "the whole series under the new number");
+    assert_eq!(sink.listed[0].id_number, "001091000123");
+    // The birth date changed, so the old passport names another holder: revoked.
+    assert_eq!(s.revoked_uvcis, std::slice::from_ref(&old.uvci));
+    let secret = DerivationKey::new(&[7; 32]);
+    let mut store = w.sink("read").store;
+    let moved = store.ledger_by_person(&[&secret.id_hash("001091000123")]).unwrap();
+    assert_eq!(moved.len(), 3, "R1 and R2 now under the new number's key");
+    assert!(store.ledger_by_person(&[&secret.id_hash(PEOPLE[0].0)]).unwrap().is_empty());
+    // A duplicate of an old dose typed with the new number is judged against them.
+    let (s, _) =
+        w.sign_with(&registry, "week3", "R9,01001,001091000123,Nguyễn Văn An,02/05/1991,Nam,,,Pfizer,,,2021-07-01\n");
+    assert_eq!(s.by_reason.get("DUPLICATE_DOSE"), Some(&1));
 }

@@ -185,6 +185,15 @@ impl Registry {
         Some((i, self.persons.get(i as usize)?))
     }
 
+    /// Every earlier number (column `previous_ids`) with its person, as 12 digits.
+    pub fn previous_ids(&self) -> impl Iterator<Item = (String, u32)> + '_ {
+        self.by_previous_id.iter().filter(|(k, _)| !self.by_id.contains_key(k)).map(|(k, i)| {
+            // `digits_key`: the length in the top bits, the value below.
+            let (len, value) = ((k >> 60) as usize, k & ((1 << 60) - 1));
+            (format!("{value:0len$}"), *i)
+        })
+    }
+
     /// The person who had this 12-digit number before it was re-issued (SPEC §8.4), unless
     /// it is someone's current number (the current number wins).
     pub fn by_previous_id(&self, id: &str) -> Option<(u32, &RegistryPerson)> {
