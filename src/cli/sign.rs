@@ -157,17 +157,25 @@ pub(super) fn load_signer(
     })
 }
 
-/// Batch id: the signing facility and the input file's identity, so that re-running the
-/// same command continues the same batch.
-fn batch_id(facility_code: &str, input: &Path) -> String {
-    let meta = std::fs::metadata(input).ok();
-    let key = format!(
-        "{facility_code}|{}|{}",
-        std::fs::canonicalize(input).unwrap_or_else(|_| input.to_owned()).display(),
-        meta.map_or(0, |m| m.len())
-    );
-    let d = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-    d.as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect()
+/// Batch id: the signing facility and the input file's content (SHA-256), so that re-running
+/// the same command continues the same batch, and another week's file, even one of the same
+/// length at the same path, is another batch. Reading the file once more costs about 0.3 s
+/// for a million persons' 2 million rows.
+fn batch_id(facility_code: &str, input: &Path) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut file = File::open(input).with_context(|| format!("{}: cannot open", input.display()))?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(facility_code.as_bytes());
+    ctx.update(b"|");
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).with_context(|| format!("{}: cannot read", input.display()))?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(ctx.finish().as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
 struct FileSink {
@@ -316,7 +324,7 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     let mut rejected = csv::Writer::from_writer(create("rejected.csv")?);
     rejected.write_record(["record_id", "reason", "detail", "suggestion"])?;
     let batch = BatchRecord {
-        batch_id: batch_id(&facility.facility_code, &args.input),
+        batch_id: batch_id(&facility.facility_code, &args.input)?,
         facility_code: facility.facility_code.clone(),
         status: "running".into(),
         persons_total: 0,

@@ -2,6 +2,8 @@
 //! the ministry any record; the passports that carried them are revoked and their holders
 //! re-signed in the same run.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -29,7 +31,7 @@ struct RetractRequest {
     #[serde(default)]
     reason: String,
     /// The ministry only: whose key re-signs the affected persons (default: the facility that
-    /// gave the first retracted dose the request names).
+    /// gave one of the retracted doses).
     facility: Option<String>,
 }
 
@@ -100,6 +102,8 @@ async fn retract(State(state): State<AppState>, request: Request) -> Result<Json
         }
     };
     let facility = super::batches::facility_signer(&state, &signer_code)?;
+    // Re-signing takes the cores a batch takes: retractions share the batches' slots.
+    let slot = Arc::clone(&state.inner.batch_slots).try_acquire_owned().map_err(|_| ApiError::TooManyRequests)?;
     let scope_code = match &who {
         Caller::Facility(code) => Some(code.clone()),
         Caller::Ministry => None,
@@ -121,7 +125,9 @@ async fn retract(State(state): State<AppState>, request: Request) -> Result<Json
             Some(code) => RetractScope::Facility(code),
             None => RetractScope::Ministry,
         };
-        gate::retract(&ids, &reason, scope, &facility, &mut sink).map_err(ApiError::internal)
+        let done = gate::retract(&ids, &reason, scope, &facility, &mut sink).map_err(ApiError::internal);
+        drop(slot);
+        done
     })
     .await
     .map_err(ApiError::internal)??;

@@ -231,3 +231,21 @@ fn passports_signed_before_the_ledger_join_it_when_their_batch_is_sent_again() {
         conn.query_row("SELECT COUNT(*) FROM passports WHERE status = 'current'", [], |r| r.get(0)).unwrap();
     assert_eq!(current, 1);
 }
+
+#[test]
+fn another_weeks_file_at_the_same_path_and_of_the_same_length_is_another_batch() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("registry.csv"), REGISTRY).unwrap();
+    sign(d, "week1", "R1,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,AstraZeneca,,,2021-07-01\n");
+    // The date correction revokes An's first passport...
+    let s = sign(d, "next", "R1,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,AstraZeneca,,,2021-07-02\n");
+    assert_eq!(s["revoked"].as_u64(), Some(1));
+    // ...and next week's file, same name, same length, brings Bình's first dose: its summary
+    // speaks of its own work only.
+    let rows = "R3,01001,001185000456,Trần Thị Bình,01/01/1985,Nữ,,,Pfizer,L1,,2021-08-01\n";
+    assert_eq!(rows.len(), 81, "the same length as the file it replaces");
+    let s = sign(d, "next", rows);
+    assert_eq!((s["passports"].as_u64(), s["revoked"].as_u64(), s["superseded"].as_u64()), (Some(1), Some(0), Some(0)));
+    assert_eq!(std::fs::read_to_string(d.join("next/revoked.csv")).unwrap(), "uvci,reason\n");
+}
