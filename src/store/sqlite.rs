@@ -188,7 +188,7 @@ impl Store for SqliteStore {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                eprintln!("waiting for another run on this database to finish");
+                tracing::warn!("waiting for another run on this database to finish");
                 file.lock().map_err(io)?;
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
