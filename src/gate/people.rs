@@ -609,7 +609,13 @@ fn decide_passport(p: &PersonWork, facility: &SigningFacility) -> Result<Decided
             })
             .collect()
     };
-    if let Some(current) = live().find(|r| r.status == PassportStatus::Current && r.content_hash == content_hash) {
+    // The current passport is kept when it says the same and has not expired: a person whose
+    // passport ran out gets a new one from the next run that includes them.
+    let unexpired =
+        |r: &PassportRecord| r.signed_at.saturating_add(PASSPORT_LIFETIME_SECS) > facility.now.unix_timestamp();
+    if let Some(current) =
+        live().find(|r| r.status == PassportStatus::Current && r.content_hash == content_hash && unexpired(r))
+    {
         return Ok(Decided {
             order_key: String::new(),
             fates: fates_except(&current.uvci),

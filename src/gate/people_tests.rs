@@ -372,3 +372,23 @@ fn a_re_issued_number_keeps_one_ledger_for_the_person() {
         w.sign_with(&registry, "week3", "R9,01001,001091000123,Nguyễn Văn An,02/05/1991,Nam,,,Pfizer,,,2021-07-01\n");
     assert_eq!(s.by_reason.get("DUPLICATE_DOSE"), Some(&1));
 }
+
+#[test]
+fn an_expired_passport_is_not_handed_out_again() {
+    let w = World::new();
+    let rows = row("R1", 0, "Pfizer", "2021-07-01");
+    w.sign("week1", &rows);
+    let first = w.current(0).unwrap();
+    // The same batch a year and a day later: a new passport, the old one superseded.
+    let mut later = World::facility("01001");
+    later.now += time::Duration::days(366);
+    let mut sink = w.sink("week1");
+    let text = format!("{HEADER}{rows}");
+    let reader = DoseReader::new(text.as_bytes(), "doses.csv").unwrap();
+    let s = super::super::run(reader, Some(&w.registry), &later, &mut sink).unwrap();
+    assert_eq!((s.reused, s.passports), (0, 1));
+    let second = w.current(0).unwrap();
+    assert_ne!(second.uvci, first.uvci);
+    let statuses: Vec<_> = w.passports(0).into_iter().map(|r| (r.uvci, r.status)).collect();
+    assert!(statuses.contains(&(first.uvci, PassportStatus::Superseded)), "{statuses:?}");
+}
