@@ -163,7 +163,10 @@ def main():
         def uploaded_photo_is_read():
             browser.go(f"{site}/verify")
             browser.type("#photo", photo)
-            assert "HỢP LỆ · VALID" in browser.wait_text("#verdict", bool, seconds=20)
+            verdict = browser.wait_text("#verdict", bool, seconds=20)
+            # The whole answer on failure: a clean CI run once showed another verdict here
+            # (not reproduced in 40 photos against the service, nor in reruns).
+            assert "HỢP LỆ · VALID" in verdict, (verdict, browser.text("#reason"), browser.text("#details"))
             assert "Nguyễn Văn An" in browser.text("#details")
 
         def passport_page_finds_and_offers_downloads():
