@@ -82,20 +82,6 @@ fn read_ids(path: &Path) -> anyhow::Result<Vec<String>> {
     Ok(ids)
 }
 
-/// The same command maps to the same run, so that a run started again finds its work.
-fn run_id(facility_code: &str, ids: &[String], reason: &str) -> String {
-    let mut sorted: Vec<&str> = ids.iter().map(String::as_str).collect();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for part in [facility_code, reason].into_iter().chain(sorted) {
-        ctx.update(&(part.len() as u64).to_be_bytes());
-        ctx.update(part.as_bytes());
-    }
-    let d = ctx.finish();
-    format!("retract-{}", d.as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect::<String>())
-}
-
 struct RetractSink {
     run_id: String,
     store: Box<dyn Store>,
@@ -139,7 +125,11 @@ pub(super) fn run(args: RetractArgs) -> anyhow::Result<ExitCode> {
     let mut rejected = csv::Writer::from_writer(create("rejected.csv")?);
     rejected.write_record(["record_id", "reason", "detail", "suggestion"])?;
     let mut sink = RetractSink {
-        run_id: run_id(if args.ministry { "ministry" } else { &facility.facility_code }, &ids, &args.reason),
+        run_id: gate::retraction_run_id(
+            if args.ministry { "ministry" } else { &facility.facility_code },
+            &ids,
+            &args.reason,
+        ),
         store: store::open(&args.db).with_context(|| format!("opening the database {}", args.db))?,
         passports: PassportFile::start(create("passports.jsonl")?, None)
             .context("starting the passports.jsonl writer")?,

@@ -19,7 +19,7 @@ mod rows;
 pub use crate::ledger::{MIN_DOSE_INTERVAL_DAYS, SignedPassport};
 pub use batch::{BatchSink, DerivationKey, PERSONS_PER_COMMIT, SealError, SigningFacility, Summary, run};
 pub use checks::{PROGRAMME_START, PersonKey};
-pub use people::{RetractScope, Retraction, retract};
+pub use people::{RetractScope, Retraction, retract, retraction_run_id};
 pub use registry::{Registry, RegistryPerson};
 pub use rows::{DoseReader, DoseRow};
 

@@ -457,6 +457,20 @@ pub struct Retraction {
     pub unknown: Vec<String>,
 }
 
+/// The run id of a retraction: the same actor (a facility code or `ministry`), ids (in any
+/// order) and reason give the same id, so a retraction started again finds what it did.
+pub fn retraction_run_id(actor: &str, ids: &[String], reason: &str) -> String {
+    let mut sorted: Vec<&str> = ids.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in [actor, reason].into_iter().chain(sorted) {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part.as_bytes());
+    }
+    format!("retract-{}", ctx.finish().as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect::<String>())
+}
+
 /// Removes `record_ids` from the ledger, revokes every passport that carries one, and
 /// re-signs each affected person who still has doses with `facility`'s key.
 pub fn retract(

@@ -108,16 +108,7 @@ async fn retract(State(state): State<AppState>, request: Request) -> Result<Json
         Caller::Facility(code) => Some(code.clone()),
         Caller::Ministry => None,
     };
-    let run_id = {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        for part in
-            [scope_code.as_deref().unwrap_or("ministry"), &reason].into_iter().chain(ids.iter().map(String::as_str))
-        {
-            ctx.update(&(part.len() as u64).to_be_bytes());
-            ctx.update(part.as_bytes());
-        }
-        format!("retract-{}", ctx.finish().as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect::<String>())
-    };
+    let run_id = gate::retraction_run_id(scope_code.as_deref().unwrap_or("ministry"), &ids, &reason);
     let db = state.config().db.clone();
     let outcome = tokio::task::spawn_blocking(move || -> Result<gate::Retraction, ApiError> {
         let mut sink = Sink { run_id, ledger: crate::store::open(&db).map_err(ApiError::internal)? };

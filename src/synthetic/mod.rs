@@ -1958,26 +1958,26 @@ impl RegistryShuffle {
     }
 }
 
-/// A dose row waiting in the window, ordered by (real date, sequence) — reversed, so the
-/// max-heap pops the earliest.
-struct Pending {
-    julian: i32,
-    seq: u64,
-    row: Box<Row>,
+/// A row waiting in a date-ordered window, ordered by (real date, sequence) — reversed, so
+/// the max-heap pops the earliest. Used by the week-0 dose window and by the weeks'.
+pub(super) struct Pending<T> {
+    pub(super) julian: i32,
+    pub(super) seq: u64,
+    pub(super) item: Box<T>,
 }
 
-impl PartialEq for Pending {
+impl<T> PartialEq for Pending<T> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
-impl Eq for Pending {}
-impl PartialOrd for Pending {
+impl<T> Eq for Pending<T> {}
+impl<T> PartialOrd for Pending<T> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Pending {
+impl<T> Ord for Pending<T> {
     fn cmp(&self, other: &Self) -> Ordering {
         (other.julian, other.seq).cmp(&(self.julian, self.seq))
     }
@@ -1988,7 +1988,7 @@ impl Ord for Pending {
 /// so they leave in their own date order, which the truth was computed for.
 #[derive(Default)]
 struct DoseWindow {
-    heap: BinaryHeap<Pending>,
+    heap: BinaryHeap<Pending<Row>>,
     next_seq: u64,
 }
 
@@ -1996,11 +1996,11 @@ impl DoseWindow {
     fn push_person(&mut self, rows: Vec<Row>, out: &mut Outputs) -> Result<(), GenError> {
         for row in rows {
             self.next_seq += 1;
-            self.heap.push(Pending { julian: row.day.to_julian_day(), seq: self.next_seq, row: Box::new(row) });
+            self.heap.push(Pending { julian: row.day.to_julian_day(), seq: self.next_seq, item: Box::new(row) });
         }
         while self.heap.len() > DOSE_WINDOW {
             if let Some(p) = self.heap.pop() {
-                out.write_dose(p.seq, &p.row)?;
+                out.write_dose(p.seq, &p.item)?;
             }
         }
         Ok(())
@@ -2008,7 +2008,7 @@ impl DoseWindow {
 
     fn finish(&mut self, out: &mut Outputs) -> Result<(), GenError> {
         while let Some(p) = self.heap.pop() {
-            out.write_dose(p.seq, &p.row)?;
+            out.write_dose(p.seq, &p.item)?;
         }
         Ok(())
     }

@@ -71,11 +71,10 @@ use std::io::Write as _;
 use super::{
     AGE_REFERENCE, BLOCK, BOOSTER_PRODUCTS, CsvOut, DOSE_SEQUENCE, DOSES_HEADER, DUPLICATE_DOSE, GenError,
     ID_BAD_FORMAT, ID_INCONSISTENT, ID_MISSING, NAME_MISMATCH, NOT_IN_REGISTRY, PFIZER, PRODUCTS, PROGRAM_START,
-    Person, Row, SIGN, TRUTH_HEADER, World, base_row, csv_create, iso, stream, uniform_date,
+    Pending, Person, Row, SIGN, TRUTH_HEADER, World, base_row, csv_create, iso, stream, uniform_date,
 };
 use super::{AZ, DOB_MISMATCH, MODERNA, SEX_MISMATCH, VERO};
 use crate::provinces::PROVINCES;
-use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::BufWriter;
@@ -318,30 +317,6 @@ fn doses_field<'a>(rows: impl Iterator<Item = &'a Row>) -> String {
 // -------------------------------------------------------------------------------------------
 // Output per week
 
-/// A week's row waiting in its window, ordered by (real date, push order) reversed.
-struct Pending {
-    julian: i32,
-    seq: u64,
-    item: Box<Planned>,
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.julian, other.seq).cmp(&(self.julian, self.seq))
-    }
-}
-
 /// The files of one follow-up week and its counts.
 struct WeekOut {
     summary: WeekSummary,
@@ -351,7 +326,7 @@ struct WeekOut {
     retract_truth: CsvOut,
     retract: BufWriter<File>,
     paths: [PathBuf; 5],
-    window: BinaryHeap<Pending>,
+    window: BinaryHeap<Pending<Planned>>,
     pushed: u64,
     new_ids: u64,
 }
