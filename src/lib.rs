@@ -52,6 +52,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod corrections;
 pub mod gate;
 pub mod ledger;
 pub mod passport;

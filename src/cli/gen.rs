@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
+use crate::synthetic::corrections::CorrectionsSummary;
 use crate::synthetic::{GenOptions, MAX_WEEKS, generate};
 
 #[derive(Debug, Args)]
@@ -26,7 +27,12 @@ use crate::synthetic::{GenOptions, MAX_WEEKS, generate};
     \x20                    yyyy-mm-dd/mp joined by `;`, sorted by date (the current passport)\n\
     Week k runs Monday to Sunday from 2023-01-02 + 7(k-1) days; replay week by week: sign\n\
     week-KK/doses.csv, then retract week-KK/retract.txt, with any clock after the week's last\n\
-    day. The rules the truth follows are in the documentation of vaxpass::synthetic::weeks.")]
+    day. The rules the truth follows are in the documentation of vaxpass::synthetic::weeks.\n\n\
+    With --corrections, DIR/corrections.jsonl gets citizens' correction requests (about 2 % of\n\
+    persons, arriving over 28 days from 2023-01-02 with a spike on days 10-11) with the time and\n\
+    outcome of each facility's answer, and DIR/corrections_truth.json what a replay to its `clock`\n\
+    must report (open, overdue, closed, late, share closed within 48 h, by province). The rules are in\n\
+    the documentation of vaxpass::synthetic::corrections.")]
 pub(super) struct GenArgs {
     /// Registry persons to generate (about 2 dose rows each).
     #[arg(long, value_name = "N")]
@@ -40,6 +46,9 @@ pub(super) struct GenArgs {
     /// Follow-up weeks to write as DIR/week-01 … (0: only the week-0 files, unchanged).
     #[arg(long, value_name = "W", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_WEEKS)))]
     weeks: u32,
+    /// Also write citizens' correction requests and their truth (see below).
+    #[arg(long)]
+    corrections: bool,
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
@@ -56,6 +65,8 @@ struct Report<'a> {
     weeks: Vec<WeekReport<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     persons_with_previous_ids: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    corrections: Option<CorrectionsSummary>,
 }
 
 #[derive(Serialize)]
@@ -73,6 +84,8 @@ struct WeekReport<'a> {
 
 pub(super) fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     let s = generate(&GenOptions { persons: args.persons, seed: args.seed, weeks: args.weeks }, &args.out)?;
+    let corrections =
+        if args.corrections { Some(crate::synthetic::corrections::write(&args.out, args.seed)?) } else { None };
     let weeks: Vec<WeekReport<'_>> = s
         .weeks
         .iter()
@@ -96,6 +109,7 @@ pub(super) fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
         by_kind: &s.by_kind,
         persons_with_previous_ids: (args.weeks > 0).then_some(s.persons_with_previous_ids),
         weeks,
+        corrections,
     };
     let text = if args.json { format!("{}\n", serde_json::to_string(&report)?) } else { human(&report, &args) };
     super::write_stdout(text.as_bytes())?;
@@ -109,6 +123,10 @@ fn human(r: &Report<'_>, args: &GenArgs) -> String {
     counts(&mut t, r.by_kind);
     if let Some(n) = r.persons_with_previous_ids {
         t.push_str(&format!("{n} registry persons with previous_ids\n"));
+    }
+    if let Some(c) = &r.corrections {
+        t.push_str(&format!("{} correction requests in corrections.jsonl\n", c.requests));
+        counts(&mut t, &c.by_kind);
     }
     for w in &r.weeks {
         t.push_str(&format!(

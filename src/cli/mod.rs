@@ -4,6 +4,7 @@
 mod r#gen;
 mod pki;
 mod render;
+mod report;
 mod retract;
 mod serve;
 mod sign;
@@ -47,6 +48,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Create a facility's API token for station uploads (printed once, stored hashed).
     Token(token::TokenArgs),
+    /// The Ministry's figures by province or facility: signing, rejections, the 48-hour rule.
+    Report(report::ReportArgs),
 }
 
 /// Runs a parsed command line. `Ok` carries the exit code (`verify` exits 1 for "not valid").
@@ -60,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Render(args) => render::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Token(args) => token::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
 

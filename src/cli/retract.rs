@@ -136,6 +136,8 @@ pub(super) fn run(args: RetractArgs) -> anyhow::Result<ExitCode> {
     };
     let scope = if args.ministry { RetractScope::Ministry } else { RetractScope::Facility(&facility.facility_code) };
     let outcome = gate::retract(&ids, &args.reason, scope, &facility, &mut sink)?;
+    sink.store
+        .record_run_counts(&sink.run_id, &crate::corrections::retraction_counts(&facility.facility_code, &outcome))?;
     let answer = serde_json::to_string(&outcome)?;
     let rejected = rejected.into_inner().map_err(|e| anyhow::anyhow!("writing rejected.csv: {e}"))?;
     let passports = sink.passports.finish().map_err(sink_error)?;

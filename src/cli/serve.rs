@@ -29,6 +29,10 @@ pub(super) struct ServeArgs {
     /// Database: sqlite://FILE or postgres://… (default sqlite://vaxpass.db).
     #[arg(long, value_name = "URL")]
     db: Option<String>,
+    /// Fixes the clock of correction requests and reports (`due_at`, overdue, late) at this
+    /// time, for tests and demonstrations; passports and verification keep the system clock.
+    #[arg(long, value_name = "RFC3339", value_parser = super::parse_time, hide = true)]
+    at: Option<time::OffsetDateTime>,
 }
 
 pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -48,6 +52,7 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )
         .init();
     let state = AppState::open(config, time::OffsetDateTime::now_utc()).context("starting the service")?;
+    state.set_clock(args.at);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(service::serve(state)).context("serving")?;
     // Dropping a runtime waits for every blocking task; a photo decode or a store call must

@@ -166,25 +166,42 @@ impl DerivationKey {
 
     /// Encrypts personal data for storage: a random 96-bit nonce, then ChaCha20-Poly1305.
     pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, SealError> {
+        self.seal_bound(&[], plain)
+    }
+
+    /// A keyed hash under its own domain, for other modules' stored secrets (such as a
+    /// correction request's status code).
+    pub fn tag_of(&self, domain: &str, parts: &[&[u8]]) -> Vec<u8> {
+        self.tag(domain, parts).as_ref().to_vec()
+    }
+
+    /// As [`DerivationKey::seal`], bound to `context` (authenticated, not stored): what was
+    /// sealed for one record does not open as another's.
+    pub fn seal_bound(&self, context: &[u8], plain: &[u8]) -> Result<Vec<u8>, SealError> {
         let mut nonce = [0u8; aead::NONCE_LEN];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce).map_err(|_| SealError)?;
         let mut out = plain.to_vec();
         self.sealing_key()
-            .seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::empty(), &mut out)
+            .seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::from(context), &mut out)
             .map_err(|_| SealError)?;
         let mut sealed = nonce.to_vec();
         sealed.extend(out);
         Ok(sealed)
     }
 
-    /// Decrypts what [`DerivationKey::seal`] made; `None` if it was not made with this secret
-    /// or was altered.
-    pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+    /// Decrypts what [`DerivationKey::seal_bound`] sealed for the same `context`.
+    pub fn open_bound(&self, context: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         let (nonce, body) = sealed.split_at_checked(aead::NONCE_LEN)?;
         let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut body = body.to_vec();
-        let plain = self.sealing_key().open_in_place(nonce, aead::Aad::empty(), &mut body).ok()?;
+        let plain = self.sealing_key().open_in_place(nonce, aead::Aad::from(context), &mut body).ok()?;
         Some(plain.to_vec())
+    }
+
+    /// Decrypts what [`DerivationKey::seal`] made; `None` if it was not made with this secret
+    /// or was altered.
+    pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.open_bound(&[], sealed)
     }
 }
 

@@ -217,9 +217,11 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
     let outcome = DoseReader::new(&body[..], "doses.csv")
         .and_then(|reader| gate::run(reader, state.inner.registry.as_deref(), &facility, &mut sink));
     let mut batch = sink.batch.clone();
+    let mut counts = Vec::new();
     match outcome {
         Ok(summary) => {
             batch.status = "done".into();
+            counts = crate::corrections::run_counts(&batch.facility_code, &summary);
             batch.summary = serde_json::to_string(&summary).ok();
             // Passports the batch revoked verify as REVOKED here at once (SPEC §8.2), before
             // the batch reports itself done; other instances within the refresh interval.
@@ -239,6 +241,7 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
     let at = time::OffsetDateTime::now_utc().unix_timestamp();
     let saved = state.with_store_blocking(move |s| {
         s.add_batch_results(&id, &[], &rejections)?;
+        s.record_run_counts(&id, &counts)?;
         s.save_batch(&batch, at)
     });
     if let Err(e) = saved {

@@ -48,6 +48,7 @@ struct Inner {
     latency: BTreeMap<String, Histogram>,
     verifications: BTreeMap<&'static str, u64>,
     passports_signed: u64,
+    corrections_filed: u64,
 }
 
 impl Metrics {
@@ -78,6 +79,13 @@ impl Metrics {
     pub fn passports_signed(&self, n: u64) {
         if let Ok(mut m) = self.inner.lock() {
             m.passports_signed += n;
+        }
+    }
+
+    /// Counts one correction request filed by a citizen.
+    pub fn correction_filed(&self) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.corrections_filed += 1;
         }
     }
 
@@ -116,6 +124,9 @@ impl Metrics {
         let _ = writeln!(out, "# HELP vaxpass_passports_signed_total Passports signed by this instance.");
         let _ = writeln!(out, "# TYPE vaxpass_passports_signed_total counter");
         let _ = writeln!(out, "vaxpass_passports_signed_total {}", m.passports_signed);
+        let _ = writeln!(out, "# HELP vaxpass_corrections_filed_total Correction requests filed with this instance.");
+        let _ = writeln!(out, "# TYPE vaxpass_corrections_filed_total counter");
+        let _ = writeln!(out, "vaxpass_corrections_filed_total {}", m.corrections_filed);
         out
     }
 }

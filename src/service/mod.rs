@@ -4,6 +4,7 @@
 
 mod batches;
 mod config;
+mod corrections;
 mod error;
 mod metrics;
 mod ops;
@@ -75,7 +76,12 @@ struct Shared {
     photo_slots: Arc<tokio::sync::Semaphore>,
     /// Station uploads signing at once.
     batch_slots: Arc<tokio::sync::Semaphore>,
+    /// A fixed clock (Unix seconds) set by `serve --at` or a test, or [`SYSTEM_CLOCK`].
+    clock: std::sync::atomic::AtomicI64,
 }
+
+/// [`Shared::clock`] when the service reads the system clock.
+const SYSTEM_CLOCK: i64 = i64::MIN;
 
 /// Attempt counters, each with its own window.
 #[derive(Default)]
@@ -173,6 +179,7 @@ impl AppState {
                     std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
                 )),
                 batch_slots: Arc::new(tokio::sync::Semaphore::new(MAX_RUNNING_BATCHES)),
+                clock: std::sync::atomic::AtomicI64::new(SYSTEM_CLOCK),
             }),
         };
         state.refresh_revocations().map_err(|e| {
@@ -187,6 +194,22 @@ impl AppState {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Fixes the clock the correction requests and reports read (`serve --at`, tests), or
+    /// returns them to the system clock with `None`. Passports, tokens and verification keep
+    /// the system clock.
+    pub fn set_clock(&self, at: Option<OffsetDateTime>) {
+        let at = at.map_or(SYSTEM_CLOCK, OffsetDateTime::unix_timestamp);
+        self.inner.clock.store(at, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Now, Unix seconds (see [`AppState::set_clock`]).
+    fn now(&self) -> i64 {
+        match self.inner.clock.load(std::sync::atomic::Ordering::Relaxed) {
+            SYSTEM_CLOCK => OffsetDateTime::now_utc().unix_timestamp(),
+            fixed => fixed,
+        }
     }
 
     fn verifier(&self) -> Arc<Verifier> {
@@ -399,6 +422,7 @@ pub fn router(state: AppState) -> Router {
         .merge(revocations::router())
         .merge(tokens::router())
         .merge(records::router())
+        .merge(corrections::router())
         .merge(batches::router())
         .merge(pages::router())
         .layer(middleware::from_fn_with_state(state.clone(), timeouts))

@@ -16,6 +16,9 @@ use crate::pki::{Certificate, SigningKey};
 #[path = "tests_ledger.rs"]
 mod ledger;
 
+#[path = "tests_corrections.rs"]
+mod corrections_routes;
+
 const ADMIN_TOKEN: &str = "test-admin-token";
 const METRICS_TOKEN: &str = "test-metrics-token";
 
@@ -473,8 +476,7 @@ async fn authorization_matrix_covers_every_route() {
     // (who, token)
     let who: [(&str, Option<&str>); 4] =
         [("anonymous", None), ("facility A", Some(&a)), ("facility B", Some(&b)), ("admin", Some(ADMIN_TOKEN))];
-    type Make = Box<dyn Fn(Option<&str>) -> Request<Body>>;
-    let routes: Vec<(&str, Make, [StatusCode; 4])> = vec![
+    let routes: Vec<(&str, MakeRequest, [StatusCode; 4])> = vec![
         (
             "POST /api/v1/verify",
             Box::new({
@@ -531,10 +533,23 @@ async fn authorization_matrix_covers_every_route() {
         ("GET /metrics", Box::new(|t| get_with("/metrics", t)), [StatusCode::UNAUTHORIZED; 4]),
         ("GET /api/openapi.json", Box::new(|t| get_with("/api/openapi.json", t)), [StatusCode::OK; 4]),
     ];
+    assert_matrix(&f.state, &who, &routes).await;
+}
+
+/// A route built for a caller's token (or none).
+type MakeRequest = Box<dyn Fn(Option<&str>) -> Request<Body>>;
+
+/// Calls every route as every caller, in order, and lists every status that differs from
+/// the expected one.
+async fn assert_matrix(
+    state: &AppState,
+    who: &[(&str, Option<&str>); 4],
+    routes: &[(&str, MakeRequest, [StatusCode; 4])],
+) {
     let mut wrong = Vec::new();
-    for (route, make, expected) in &routes {
+    for (route, make, expected) in routes {
         for ((name, token), want) in who.iter().zip(expected) {
-            let (got, _) = call(&f.state, make(*token)).await;
+            let (got, _) = call(state, make(*token)).await;
             if got != *want {
                 wrong.push(format!("{route} as {name}: {got}, expected {want}"));
             }

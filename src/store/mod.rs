@@ -9,6 +9,7 @@ mod sqlite;
 
 use std::collections::HashMap;
 
+use crate::corrections::{CountRow, Kind, Queue, Request, RequestTiming, Status};
 pub use crate::ledger::{LedgerChange, RunChanges};
 use crate::ledger::{LedgerDose, PassportRecord, PassportStatus, PersonHash, SignedPassport};
 
@@ -16,7 +17,11 @@ use crate::ledger::{LedgerDose, PassportRecord, PassportStatus, PersonHash, Sign
 /// schema version `n`. Each runs once, in a transaction with the version it records; a
 /// database made before versions were recorded is at version 1 (its tables match
 /// `0001_initial.sql`, whose statements are all `IF NOT EXISTS`).
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql"), include_str!("migrations/0002_ledger.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_ledger.sql"),
+    include_str!("migrations/0003_corrections.sql"),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -84,7 +89,7 @@ pub struct BatchRecord {
 }
 
 /// The operations vaxpass needs of a database.
-pub trait Store: Send {
+pub trait Store: Send + ReportStore {
     /// `hc1` of the passports already stored under these UVCIs.
     fn hc1_by_uvci(&mut self, uvcis: &[&str]) -> Result<HashMap<String, String>, StoreError>;
     /// Inserts newly signed passports with their audit entries, in one transaction. A UVCI
@@ -169,6 +174,122 @@ pub trait Store: Send {
     ) -> Result<(), StoreError>;
     /// A service batch's passports and rejections, at most `limit` each.
     fn batch_results(&mut self, batch_id: &str, limit: u64) -> Result<BatchResults, StoreError>;
+}
+
+/// Correction requests (SPEC §8.5) and the counters of the reports (SPEC §8.6).
+pub trait ReportStore {
+    /// Stores a new request.
+    fn add_correction(&mut self, request: &Request) -> Result<(), StoreError>;
+    /// One request.
+    fn correction(&mut self, request_id: &str) -> Result<Option<Request>, StoreError>;
+    /// A queue: the requests the filter selects, oldest due first.
+    fn corrections(&mut self, queue: &Queue) -> Result<Vec<Request>, StoreError>;
+    /// Closes an open request; false if it is not open (closed already, or absent).
+    fn close_correction(
+        &mut self,
+        request_id: &str,
+        status: Status,
+        closed_at: i64,
+        closed_by: &str,
+        note_sealed: &[u8],
+    ) -> Result<bool, StoreError>;
+    /// The times of every request, for the reports (no personal field).
+    fn request_timings(&mut self) -> Result<Vec<RequestTiming>, StoreError>;
+    /// Records what a run counted, replacing what the same run recorded before (a run
+    /// started again), and updates the running totals, in one transaction.
+    fn record_run_counts(&mut self, run_id: &str, rows: &[CountRow]) -> Result<(), StoreError>;
+    /// The running totals per facility.
+    fn facility_counts(&mut self) -> Result<Vec<CountRow>, StoreError>;
+}
+
+/// What replacing a run's `old` rows by its `new` rows changes in the running totals:
+/// `(facility, counter, delta)`, zero deltas left out.
+fn count_deltas(old: &[CountRow], new: &[CountRow]) -> Vec<(String, String, i64)> {
+    let mut deltas: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+    for r in old {
+        *deltas.entry((&r.facility_code, &r.counter)).or_default() -= to_i64(r.n);
+    }
+    for r in new {
+        *deltas.entry((&r.facility_code, &r.counter)).or_default() += to_i64(r.n);
+    }
+    deltas.into_iter().filter(|(_, d)| *d != 0).map(|((f, c), d)| (f.to_owned(), c.to_owned(), d)).collect()
+}
+
+/// The columns of `correction_requests`, in [`request_row`]'s order.
+const REQUEST_COLUMNS: &str =
+    "request_id, code_hash, facility_code, kind, sealed, created_at, due_at, status, closed_at, closed_by, note_sealed";
+
+/// The `WHERE … ORDER BY … LIMIT` of a queue, with `$n` placeholders from `first`, and its
+/// parameters in order: facility, province bounds, now, limit.
+fn queue_sql(queue: &Queue) -> (String, Vec<QueueParam>) {
+    use crate::corrections::QueueStatus;
+    let mut clauses = vec![match queue.status {
+        QueueStatus::Open | QueueStatus::Overdue => "status = 'open'".to_owned(),
+        QueueStatus::Closed => "status <> 'open'".to_owned(),
+    }];
+    let mut params = Vec::new();
+    if let Some(f) = &queue.facility {
+        params.push(QueueParam::Text(f.clone()));
+        clauses.push(format!("facility_code = ${}", params.len()));
+    }
+    if let Some(p) = &queue.province {
+        let (lo, hi) = province_range(p);
+        params.push(QueueParam::Text(lo));
+        params.push(QueueParam::Text(hi));
+        clauses.push(format!("facility_code >= ${} AND facility_code < ${}", params.len() - 1, params.len()));
+    }
+    if queue.status == QueueStatus::Overdue {
+        params.push(QueueParam::Int(queue.now));
+        clauses.push(format!("due_at < ${}", params.len()));
+    }
+    params.push(QueueParam::Int(i64::from(queue.limit)));
+    let sql = format!(
+        "SELECT {REQUEST_COLUMNS} FROM correction_requests WHERE {} ORDER BY due_at, request_id LIMIT ${}",
+        clauses.join(" AND "),
+        params.len()
+    );
+    (sql, params)
+}
+
+/// A parameter of [`queue_sql`].
+enum QueueParam {
+    Text(String),
+    Int(i64),
+}
+
+/// A request read back; `None` for what vaxpass never writes.
+#[allow(clippy::too_many_arguments)]
+fn request_row(
+    request_id: String,
+    code_hash: Vec<u8>,
+    facility_code: String,
+    kind: &str,
+    sealed: Vec<u8>,
+    created_at: i64,
+    due_at: i64,
+    status: &str,
+    closed_at: Option<i64>,
+    closed_by: Option<String>,
+    note_sealed: Option<Vec<u8>>,
+) -> Result<Request, StoreError> {
+    Ok(Request {
+        request_id,
+        code_hash,
+        facility_code,
+        kind: Kind::parse(kind).ok_or(StoreError::Corrupt("correction kind"))?,
+        sealed,
+        created_at,
+        due_at,
+        status: Status::parse(status).ok_or(StoreError::Corrupt("correction status"))?,
+        closed_at,
+        closed_by,
+        note_sealed,
+    })
+}
+
+/// The province bounds of a queue filter, as a facility-code range `[lo, hi)`.
+fn province_range(province: &str) -> (String, String) {
+    (format!("{province}000"), format!("{province}999~"))
 }
 
 /// Which facility tokens to revoke.

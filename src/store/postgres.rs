@@ -11,6 +11,8 @@ use super::{
 };
 use crate::ledger::{LedgerDose, PassportRecord, PassportStatus, PersonHash, iso};
 
+mod reports;
+
 pub(super) struct PostgresStore {
     client: Client,
 }

@@ -10,6 +10,8 @@ use super::{
 };
 use crate::ledger::{LedgerDose, PassportRecord, PassportStatus, PersonHash, iso};
 
+mod reports;
+
 pub(super) struct SqliteStore {
     conn: Connection,
     _checkpointer: Option<Checkpointer>,

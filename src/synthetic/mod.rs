@@ -90,6 +90,7 @@ use unicode_normalization::char::is_combining_mark;
 
 use crate::provinces::PROVINCES;
 
+pub mod corrections;
 pub mod weeks;
 
 pub use weeks::{MAX_WEEKS, WeekSummary};
