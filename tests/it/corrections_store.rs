@@ -136,3 +136,30 @@ fn report_prints_the_counters_by_province_and_facility() {
     // Nothing personal in either.
     assert!(!out.stdout.contains("001090000123") && !table.stdout.contains("001090000123"));
 }
+
+#[test]
+fn gen_writes_correction_requests_with_their_truth() {
+    let dir = tempdir();
+    let out = Vaxpass::new(["gen", "--persons", "3000", "--seed", "3", "--corrections", "--json", "--out"])
+        .arg(dir.path())
+        .succeeds();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let requests = report["corrections"]["requests"].as_u64().unwrap();
+    // About 2 % of 3,000 persons.
+    assert!((30..=90).contains(&requests), "{requests}");
+    let lines = std::fs::read_to_string(dir.path().join("corrections.jsonl")).unwrap();
+    assert_eq!(lines.lines().count() as u64, requests);
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("corrections_truth.json")).unwrap()).unwrap();
+    assert_eq!(truth["total"]["requests"].as_u64(), Some(requests));
+    // Every filing is one the service accepts.
+    for line in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let filing: Filing = serde_json::from_value(v["filing"].clone()).unwrap();
+        corrections::validate(filing).unwrap();
+    }
+    // The same seed gives the same requests.
+    let again = tempdir();
+    Vaxpass::new(["gen", "--persons", "3000", "--seed", "3", "--corrections", "--out"]).arg(again.path()).succeeds();
+    assert_eq!(std::fs::read_to_string(again.path().join("corrections.jsonl")).unwrap(), lines);
+}
