@@ -14,9 +14,12 @@
 //! 4. check the signer's validity, its chain to the Ministry root (cached), revocation and EKU;
 //! 5. check `iat ≤ now ≤ exp` and the passport's own revocation.
 //!
-//! Modules, bottom up: [`passport`] and [`pki`] (formats and certificates), [`verify`] (the
-//! verdict), [`render`] (QR images), [`cli`] (the `vaxpass` command). `main.rs` only parses
-//! arguments and prints one error line.
+//! Modules, bottom up: [`passport`] and [`pki`] (formats and certificates); [`ledger`] (the
+//! dose ledger's decisions), [`gate`] (checks, persons, signing runs) and [`store`] (SQLite and
+//! PostgreSQL) side by side; [`corrections`] (citizens' requests and the Ministry's reports);
+//! [`verify`] (the verdict), [`render`] (QR images, PDF), [`scan`] (QR codes in photos);
+//! [`service`] (the HTTP service); [`cli`] (the `vaxpass` command); [`synthetic`] (test data).
+//! `main.rs` only parses arguments and prints one error line.
 //!
 //! ```
 //! use vaxpass::{passport, pki, verify};

@@ -78,7 +78,7 @@ pub struct BatchRecord {
     pub batch_id: String,
     /// The signing facility.
     pub facility_code: String,
-    /// `running` or `done`.
+    /// `running`, `done` or `failed`.
     pub status: String,
     /// Persons to sign.
     pub persons_total: u64,

@@ -1,5 +1,6 @@
 //! Shared helpers: a `Vaxpass` command builder that runs the real binary, temp directories,
-//! and passports signed through the library (the signing command does not exist yet).
+//! and single passports signed through the library (for verification tests that need a
+//! passport with a chosen content, clock or key, which `vaxpass sign` does not offer).
 
 use std::ffi::OsStr;
 use std::io::Write as _;
