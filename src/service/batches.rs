@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::gate::{self, BatchSink, DoseReader, GateError, RejectReason, Rejection, SignedPassport, SigningFacility};
 use crate::ledger::Ledger;
-use crate::pki::{SignerKey, SigningKey, parse_certificates};
+use crate::pki::{SigningKey, parse_certificates};
 use crate::store::{BatchRecord, BatchRejection, Store};
 
 /// Rows of passports and rejections a batch answer lists at most.
@@ -38,17 +38,22 @@ pub(super) async fn require_facility(state: &AppState, headers: &HeaderMap) -> R
 pub(super) fn facility_signer(state: &AppState, code: &str) -> Result<SigningFacility, ApiError> {
     let dir = state.config().keys.join(format!("facility-{code}"));
     let missing = || ApiError::Conflict(format!("this server holds no signing key for facility {code}"));
-    if !dir.join("key.pem").exists() {
+    // A key configured by code (a token, SPEC §10) wins over the hierarchy's key.pem.
+    let key_arg = match state.config().facility_keys.get(code) {
+        Some(k) => std::path::PathBuf::from(k),
+        None => dir.join("key.pem"),
+    };
+    if !crate::pki::pkcs11::is_pkcs11_uri(&key_arg.to_string_lossy()) && !key_arg.exists() {
         return Err(missing());
     }
-    let key = SigningKey::load(&dir.join("key.pem")).map_err(ApiError::internal)?;
+    let key = SigningKey::open(&key_arg).map_err(ApiError::internal)?;
     let cert = parse_certificates(&crate::pki::read_file(&dir.join("cert.pem")).map_err(ApiError::internal)?, true)
         .map_err(ApiError::internal)?
         .into_iter()
         .next()
         .ok_or_else(missing)?;
     let now = time::OffsetDateTime::now_utc();
-    if cert.key != SignerKey::EcP256(key.public_point().to_vec()) || cert.facility_code.as_deref() != Some(code) {
+    if cert.key != key.public_key() || cert.facility_code.as_deref() != Some(code) {
         return Err(ApiError::internal(format!("{}: key and certificate do not belong together", dir.display())));
     }
     crate::pki::check_validity(&cert, now.unix_timestamp()).map_err(|e| ApiError::Conflict(e.to_string()))?;
