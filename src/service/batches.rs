@@ -289,3 +289,39 @@ async fn status(
         "revoked": changes.revoked.iter().map(|u| json!({"uvci": u, "reason": "corrected"})).collect::<Vec<_>>(),
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::Config;
+
+    fn state_with(facility_key: &str) -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example");
+        let config = Config {
+            db: format!("sqlite://{}", dir.path().join("v.db").display()),
+            keys,
+            secret: dir.path().join("secret"),
+            facility_keys: [("01001".to_owned(), facility_key.to_owned())].into(),
+            ..Config::default()
+        };
+        let state = AppState::open(config, time::OffsetDateTime::now_utc()).unwrap();
+        (dir, state)
+    }
+
+    #[test]
+    fn configured_facility_key_is_the_one_that_signs() {
+        let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example");
+        // 01001's own key, configured explicitly: accepted.
+        let (_d, state) = state_with(&keys.join("facility-01001/key.pem").display().to_string());
+        assert_eq!(facility_signer(&state, "01001").unwrap().facility_code, "01001");
+        // Another facility's key for 01001's certificate: refused.
+        let (_d, state) = state_with(&keys.join("facility-01100/key.pem").display().to_string());
+        let Err(ApiError::Internal(e)) = facility_signer(&state, "01001") else { panic!("a mismatched key was used") };
+        assert!(e.ends_with("key and certificate do not belong together"), "{e}");
+        // A token URI whose module is missing: the token's one-line reason.
+        let (_d, state) = state_with("pkcs11:token=t;object=dsc?module-path=/nonexistent/libp11.so&pin-value=1");
+        let Err(ApiError::Internal(e)) = facility_signer(&state, "01001") else { panic!("an unloadable key was used") };
+        assert_eq!(e, "PKCS#11 module /nonexistent/libp11.so: cannot be loaded (no such file)");
+    }
+}
