@@ -13,11 +13,18 @@ use crate::pki::{self as lib, CaFiles, Certificate, IssuedLog};
 pub(super) enum PkiCommand {
     /// Create the Ministry root CA: a self-signed key and certificate (keep it offline).
     #[command(after_long_help = "Example:\n  vaxpass pki init-root --out /secure/root\n\n\
-        Writes DIR/key.pem (mode 0600) and DIR/cert.pem; never overwrites existing files.")]
+        Writes DIR/key.pem (mode 0600) and DIR/cert.pem; never overwrites existing files.\n\n\
+        With the root key in a token (SPEC §10), only DIR/cert.pem is written:\n  \
+        vaxpass pki init-root --out /secure/root --issuer-key \\\n    \
+        'pkcs11:token=MoH;object=root?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/pin'")]
     InitRoot {
         /// Directory to write key.pem and cert.pem into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Self-sign with this key instead of a new one: a PKCS#8 PEM file or a pkcs11: URI
+        /// (a P-256 key pair is generated in the token if the label holds none).
+        #[arg(long, value_name = "K")]
+        issuer_key: Option<PathBuf>,
         /// Common name of the root.
         #[arg(long, value_name = "NAME", default_value = lib::DEFAULT_ROOT_CN)]
         cn: String,
@@ -68,7 +75,10 @@ pub(super) enum PkiCommand {
     /// A facility creates its own key and a certificate signing request for the Ministry.
     #[command(
         after_long_help = "Example:\n  vaxpass pki csr --code 01100 --name 'Trạm Y tế Xã A' --out my-station\n\n\
-        Writes DIR/key.pem (0600, stays at the facility) and DIR/csr.pem (send to the Ministry)."
+        Writes DIR/key.pem (0600, stays at the facility) and DIR/csr.pem (send to the Ministry).\n\n\
+        With a token (SPEC §10), the key pair is generated inside it, non-extractable, and only csr.pem is written:\n  \
+        vaxpass pki csr --code 01100 --name 'Trạm Y tế Xã A' --out my-station \\\n    \
+        --key 'pkcs11:token=Station;object=dsc?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/pin'"
     )]
     Csr {
         /// Facility code (mã cơ sở KCB): 5 digits PPNNN.
@@ -80,6 +90,13 @@ pub(super) enum PkiCommand {
         /// Directory for key.pem and csr.pem.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Generate the key pair in a PKCS#11 token instead of a file: a pkcs11: URI whose
+        /// object label holds no key yet.
+        #[arg(long, value_name = "URI")]
+        key: Option<String>,
+        /// The token key's type (with --key).
+        #[arg(long, value_enum, default_value_t = TokenKeyKind::P256, requires = "key")]
+        key_type: TokenKeyKind,
     },
     /// Certify a facility's CSR as a DSC (the facility profile decides every extension).
     #[command(after_long_help = "Example:\n  vaxpass pki sign-csr --issuer-key keys-example/ca-01/key.pem \\\n    \
@@ -101,9 +118,18 @@ pub(super) enum PkiCommand {
     },
 }
 
+/// `pki csr --key-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum TokenKeyKind {
+    /// ECDSA P-256 (ES256).
+    P256,
+    /// RSA-3072 (PS256).
+    Rsa3072,
+}
+
 #[derive(Debug, Args)]
 pub(super) struct IssuerArgs {
-    /// The issuing CA's private key (PKCS#8 PEM).
+    /// The issuing CA's private key: PKCS#8 PEM, or a pkcs11: URI (SPEC §10).
     #[arg(long, value_name = "K")]
     issuer_key: PathBuf,
     /// The issuing CA's certificate (PEM or DER).
@@ -147,8 +173,25 @@ impl RecordArgs {
 }
 
 impl IssuerArgs {
-    fn load(&self) -> anyhow::Result<CaFiles> {
-        Ok(CaFiles::load(&self.issuer_key, &self.issuer_cert)?)
+    /// Loads the issuer, warning if its certificate expires soon.
+    fn load(&self, now: OffsetDateTime) -> anyhow::Result<CaFiles> {
+        let ca = CaFiles::load(&self.issuer_key, &self.issuer_cert)?;
+        warn_expiry(ca.certificate(), now);
+        Ok(ca)
+    }
+}
+
+/// One stderr line when a certificate read or written expires within 90 days (issue 11 §4).
+fn warn_expiry(cert: &Certificate, now: OffsetDateTime) {
+    if let Some(line) = lib::expiry_warning(cert, now.unix_timestamp()) {
+        eprintln!("{line}");
+    }
+}
+
+/// Warns about a certificate just issued (its validity may have been cut to its issuer's).
+fn warn_issued(cert_pem: &str, now: OffsetDateTime) {
+    if let Some(cert) = lib::parse_certificates(cert_pem.as_bytes(), true).ok().and_then(|c| c.into_iter().next()) {
+        warn_expiry(&cert, now);
     }
 }
 
@@ -162,22 +205,41 @@ fn report(written: &[PathBuf]) -> anyhow::Result<ExitCode> {
 pub(super) fn run(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     match cmd {
-        PkiCommand::InitRoot { out, cn, days } => {
-            let issued = lib::init_root(&cn, days, now)?;
+        PkiCommand::InitRoot { out, cn, days, issuer_key } => {
+            let issued = match issuer_key {
+                None => lib::init_root(&cn, days, now)?,
+                Some(key) => lib::init_root_with_key(&cn, days, now, &key)?,
+            };
+            warn_issued(&issued.cert_pem, now);
             report(&lib::write_issued(&out, &issued)?)
         }
         PkiCommand::IssueCa { issuer, province, out, days } => {
-            let issued = lib::issue_ca(&issuer.load()?, &province, days, now)?;
+            let issued = lib::issue_ca(&issuer.load(now)?, &province, days, now)?;
+            warn_issued(&issued.cert_pem, now);
             report(&lib::write_issued(&out, &issued)?)
         }
         PkiCommand::IssueFacility { issuer, code, name, out, days, record } => {
-            let issued = lib::issue_facility(&issuer.load()?, &code, &name, days, now)?;
+            let issued = lib::issue_facility(&issuer.load(now)?, &code, &name, days, now)?;
+            warn_issued(&issued.cert_pem, now);
             let (mut log, cert) = record.check(&issuer, &issued.cert_pem, now)?;
             let written = lib::write_issued(&out, &issued)?;
             log.append(&cert)?;
             report(&written)
         }
-        PkiCommand::Csr { code, name, out } => {
+        PkiCommand::Csr { code, name, out, key: Some(uri), key_type } => {
+            let uri = lib::Pkcs11Uri::parse(&uri)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create directory", out.display()))?;
+            let csr_path = out.join("csr.pem");
+            lib::ensure_absent(&[&csr_path])?;
+            let kind = match key_type {
+                TokenKeyKind::P256 => lib::TokenKeyType::EcP256,
+                TokenKeyKind::Rsa3072 => lib::TokenKeyType::Rsa3072,
+            };
+            let csr = lib::make_token_csr(&code, &name, &uri, kind)?;
+            lib::write_new_file(&csr_path, csr.as_bytes(), false)?;
+            report(&[csr_path])
+        }
+        PkiCommand::Csr { code, name, out, key: None, .. } => {
             let (key, csr) = lib::make_csr(&code, &name)?;
             std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create directory", out.display()))?;
             let key_path = out.join("key.pem");
@@ -188,7 +250,8 @@ pub(super) fn run(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
             report(&[key_path, csr_path])
         }
         PkiCommand::SignCsr { issuer, csr, out, days, record } => {
-            let issued = lib::sign_csr(&issuer.load()?, &csr, days, now)?;
+            let issued = lib::sign_csr(&issuer.load(now)?, &csr, days, now)?;
+            warn_issued(&issued.cert_pem, now);
             let (mut log, cert) = record.check(&issuer, &issued.cert_pem, now)?;
             lib::write_new_file(&out, issued.cert_pem.as_bytes(), false)?;
             log.append(&cert)?;

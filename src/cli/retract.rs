@@ -29,7 +29,8 @@ const MAX_RECORDS: usize = 100_000;
     passports), DIR/revoked.csv, DIR/rejected.csv (empty) and DIR/summary.json. Interrupted? Run the same\n\
     command again: it finishes the work without revoking or re-issuing anything twice.")]
 pub(super) struct RetractArgs {
-    /// The facility's private key (PKCS#8 PEM, ECDSA P-256).
+    /// The facility's private key: PKCS#8 PEM (ECDSA P-256, or RSA-2048+ which signs PS256), or
+    /// a pkcs11: URI of a key in a token (SPEC §10).
     #[arg(long, value_name = "K")]
     key: PathBuf,
     /// The facility's DSC (PEM or DER); must match the key and be valid at --at.

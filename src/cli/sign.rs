@@ -15,7 +15,7 @@ use crate::gate::{
     Summary,
 };
 use crate::ledger::Ledger;
-use crate::pki::{self, SignerKey, SigningKey, parse_certificates};
+use crate::pki::{self, SigningKey, parse_certificates};
 use crate::render::{QrFormat, render_qr};
 use crate::store::{self, BatchRecord, Store};
 
@@ -36,9 +36,13 @@ enum Qr {
     reused, never signed twice.\n\n\
     rejected.csv is safe to open in a spreadsheet: a cell that would begin with = + - @ ' a tab or a carriage\n\
     return is written with one ' in front (OWASP); drop that first ' to get the value (record id -5 is '-5).\n\
-    Outputs, QR images and a new database are created readable by their owner only (0600).")]
+    Outputs, QR images and a new database are created readable by their owner only (0600).\n\n\
+    A key in a USB token or HSM (SPEC §10) is given as an RFC 7512 URI; each signing thread gets a session:\n  \
+    vaxpass sign --key 'pkcs11:token=BachMai;object=dsc?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/pin' \\\n    \
+    --cert dsc.pem --input data/doses.csv --registry data/registry.csv --out signed --jobs 2")]
 pub(super) struct SignArgs {
-    /// The facility's private key (PKCS#8 PEM, ECDSA P-256).
+    /// The facility's private key: PKCS#8 PEM (ECDSA P-256, or RSA-2048+ which signs PS256), or
+    /// a pkcs11: URI of a key in a token (SPEC §10).
     #[arg(long, value_name = "K")]
     key: PathBuf,
     /// The facility's DSC (PEM or DER); must match the key and be valid now.
@@ -123,14 +127,14 @@ pub(super) fn load_signer(
     persons_per_commit: usize,
 ) -> anyhow::Result<SigningFacility> {
     let args = files;
-    let key = SigningKey::load(args.key)?;
+    let key = SigningKey::open(args.key)?;
     let cert_bytes = pki::read_file(args.cert)?;
     let cert = parse_certificates(&cert_bytes, true)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.cert.display()))?
         .into_iter()
         .next()
         .with_context(|| format!("{}: no certificate", args.cert.display()))?;
-    if cert.key != SignerKey::EcP256(key.public_point().to_vec()) {
+    if cert.key != key.public_key() {
         bail!("{}: does not match the certificate {}", args.key.display(), args.cert.display());
     }
     let facility_code = cert.facility_code.clone().with_context(|| {

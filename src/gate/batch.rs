@@ -16,7 +16,7 @@ use super::rows::{DoseReader, RawRow};
 use super::{GateError, Rejection, people};
 use crate::ledger::{Ledger, SignedPassport};
 use crate::passport;
-use crate::pki::{Certificate, SigningKey};
+use crate::pki::{Certificate, SignatureAlgorithm, SigningKey};
 
 /// Default passport lifetime: 365 days (SPEC §3; Decision 5772: valid 12 months).
 pub const PASSPORT_LIFETIME_SECS: i64 = 365 * 86_400;
@@ -245,6 +245,17 @@ pub struct SigningFacility {
     pub now: OffsetDateTime,
     /// Persons signed per round trip to the sink (one database transaction); at least 1.
     pub persons_per_commit: usize,
+}
+
+impl SigningFacility {
+    /// The passport algorithm the facility's key implies (SPEC §10): P-256 keys sign ES256,
+    /// RSA keys PS256.
+    pub(crate) fn algorithm(&self) -> passport::Algorithm {
+        match self.key.algorithm() {
+            SignatureAlgorithm::Es256 => passport::Algorithm::Es256,
+            SignatureAlgorithm::Ps256 => passport::Algorithm::Ps256,
+        }
+    }
 }
 
 impl std::fmt::Debug for SigningFacility {

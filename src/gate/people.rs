@@ -22,7 +22,7 @@ use crate::ledger::{
     self, Candidate, CoveredDose, LedgerChange, LedgerDose, PassportRecord, PassportStatus, PersonHash, RowKind,
     SeriesRejection, SignedPassport,
 };
-use crate::passport::{self, Algorithm, Dose, MAX_HC1_LEN_Q, PassportContent, Person, Uvci, number_doses};
+use crate::passport::{self, Dose, MAX_HC1_LEN_Q, PassportContent, Person, Uvci, number_doses};
 
 /// Who a passport names, as the ledger keeps it (sealed) so that a person can be re-issued
 /// without the registry.
@@ -343,7 +343,8 @@ pub(super) fn from_batch(
             let uvci = Uvci::new(&facility.facility_code, &facility.secret.uvci_opaque(&[], &doses))
                 .map_err(|_| GateError::Invariant("a UVCI could not be built"))?;
             let content = content_of(holder, &doses, uvci, facility);
-            let len = passport::estimated_hc1_len(&content, Algorithm::Es256, &facility.cert.kid.0)
+            let (alg, sig_len) = (facility.algorithm(), facility.key.signature_len());
+            let len = passport::estimated_hc1_len_with(&content, alg, sig_len, &facility.cert.kid.0)
                 .ok_or(GateError::Invariant("a passport's length could not be estimated"))?;
             Ok((len + passport::HC1_LEN_ESTIMATE_MARGIN > MAX_HC1_LEN_Q).then_some(len))
         })
@@ -835,7 +836,7 @@ pub(super) fn sign_and_record(
                         Decision::Reuse(r) => (finish(p, d, facility, &r.kid, r.uvci.clone(), String::new()), false),
                         Decision::Sign(uvci) => {
                             let content = content_of(&p.holder, &plain_doses(&p.doses), uvci.clone(), facility);
-                            let hc1 = passport::sign(&content, Algorithm::Es256, &facility.cert.kid.0, |m| {
+                            let hc1 = passport::sign(&content, facility.algorithm(), &facility.cert.kid.0, |m| {
                                 facility.key.sign(m)
                             })?
                             .ok_or(GateError::Invariant("a passport without doses"))?;

@@ -131,13 +131,24 @@ pub const HC1_LEN_ESTIMATE_MARGIN: usize = 16;
 /// short enough to fit even uncompressed is not compressed here: that bound is returned.
 /// `None` when the content has no dose.
 pub fn estimated_hc1_len(content: &PassportContent, alg: Algorithm, kid: &[u8]) -> Option<usize> {
-    let payload = dcc::encode_claims(content)?;
-    let protected = cose::protected_header(alg, kid);
     let signature_len = match alg {
         Algorithm::Es256 => 64,
-        // RSA-2048, the size foreign PS256 issuers use; vaxpass signs ES256 only.
+        // RSA-2048, the size Viet Nam's production DSC and foreign PS256 issuers use.
         Algorithm::Ps256 => 256,
     };
+    estimated_hc1_len_with(content, alg, signature_len, kid)
+}
+
+/// [`estimated_hc1_len`] for a signature of `signature_len` bytes: a PS256 signature is as
+/// long as the key's modulus (384 bytes for RSA-3072).
+pub fn estimated_hc1_len_with(
+    content: &PassportContent,
+    alg: Algorithm,
+    signature_len: usize,
+    kid: &[u8],
+) -> Option<usize> {
+    let payload = dcc::encode_claims(content)?;
+    let protected = cose::protected_header(alg, kid);
     // Tag, array and the byte-string heads: at most 16 bytes.
     let cose_len = protected.len() + payload.len() + signature_len + 16;
     // zlib never makes data longer than its stored blocks: a 2-byte header, 5 bytes per

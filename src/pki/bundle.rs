@@ -242,10 +242,18 @@ pub fn open(
     }
     super::check_validity(&signer, at).map_err(|e| BundleError::Chain(e.to_string()))?;
     chain.validate_signer(index, at).map_err(|e| BundleError::Chain(e.to_string()))?;
-    let SignerKey::EcP256(point) = &signer.key else { return Err(BundleError::Signature) };
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point)
-        .verify(&bytes, &signature)
-        .map_err(|_| BundleError::Signature)?;
+    // The signer's key implies the algorithm, as for passports: ES256 or (an RSA key, e.g.
+    // in an HSM) PS256 (SPEC §10).
+    let verified = match &signer.key {
+        SignerKey::EcP256(point) => {
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point)
+                .verify(&bytes, &signature)
+        }
+        SignerKey::Rsa(der) => ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PSS_2048_8192_SHA256, der)
+            .verify(&bytes, &signature),
+        SignerKey::Unsupported => return Err(BundleError::Signature),
+    };
+    verified.map_err(|_| BundleError::Signature)?;
 
     let json: BundleJson = serde_json::from_slice(&bytes).map_err(|e| BundleError::Format(e.to_string()))?;
     if json.issued_at < at.saturating_sub(max_age) {

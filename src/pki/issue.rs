@@ -10,9 +10,11 @@ use rcgen::{
 use ring::rand::SecureRandom as _;
 use time::{Duration, OffsetDateTime};
 
+use super::cert::SignerKey;
 use super::cert::{Certificate, parse_certificates};
 use super::der::{DerError, check_strict};
 use super::keys::{FileError, pkcs8_from_pem, read_file};
+use super::pkcs11::{Pkcs11Uri, Purpose, TokenError, TokenKey, TokenKeyType, is_pkcs11_uri};
 use super::policy::EKU_VACCINATION_ARCS;
 use crate::provinces::{is_facility_code, province_name};
 
@@ -54,6 +56,9 @@ pub enum IssueError {
     /// The facility name is empty.
     #[error("the facility name is empty")]
     EmptyName,
+    /// A key in a PKCS#11 token (SPEC §10).
+    #[error(transparent)]
+    Token(#[from] TokenError),
     /// The certificate could not be built or signed.
     #[error("cannot issue the certificate")]
     Rcgen(#[from] rcgen::Error),
@@ -97,21 +102,87 @@ pub struct Issued {
     pub chain_pem: Option<String>,
 }
 
+/// An issuer's private key: a PKCS#8 file (rcgen signs with ring) or a key in a PKCS#11
+/// token (SPEC §10), which rcgen signs through [`rcgen::SigningKey`].
+pub enum IssuerKey {
+    /// A PKCS#8 PEM file.
+    File(KeyPair),
+    /// A token key.
+    Token(TokenKey),
+}
+
+impl IssuerKey {
+    /// Opens `--issuer-key`: a `pkcs11:` URI or a PKCS#8 PEM file.
+    pub fn open(arg: &Path) -> Result<IssuerKey, IssueError> {
+        if let Some(uri) = arg.to_str().filter(|a| is_pkcs11_uri(a)) {
+            return Ok(IssuerKey::Token(TokenKey::open(&Pkcs11Uri::parse(uri)?)?));
+        }
+        let key_bytes = read_file(arg)?;
+        let der = pkcs8_from_pem(arg, &key_bytes)?;
+        let key = KeyPair::try_from(der.as_slice())
+            .map_err(|e| FileError::content(arg, format!("unusable private key ({e})")))?;
+        Ok(IssuerKey::File(key))
+    }
+
+    /// The public key, as a certificate carries it.
+    pub fn public_key(&self) -> SignerKey {
+        match self {
+            IssuerKey::Token(k) => k.public_key().clone(),
+            IssuerKey::File(k) if k.algorithm() == &rcgen::PKCS_ECDSA_P256_SHA256 => {
+                SignerKey::EcP256(k.public_key_raw().to_vec())
+            }
+            IssuerKey::File(k) if k.algorithm() == &rcgen::PKCS_RSA_SHA256 => {
+                SignerKey::Rsa(k.public_key_raw().to_vec())
+            }
+            IssuerKey::File(_) => SignerKey::Unsupported,
+        }
+    }
+}
+
+impl rcgen::PublicKeyData for IssuerKey {
+    fn der_bytes(&self) -> &[u8] {
+        match self {
+            IssuerKey::File(k) => k.der_bytes(),
+            IssuerKey::Token(k) => match k.public_key() {
+                SignerKey::EcP256(p) | SignerKey::Rsa(p) => p,
+                SignerKey::Unsupported => &[],
+            },
+        }
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            IssuerKey::File(k) => k.algorithm(),
+            IssuerKey::Token(k) => match k.public_key() {
+                SignerKey::Rsa(_) => &rcgen::PKCS_RSA_SHA256,
+                _ => &rcgen::PKCS_ECDSA_P256_SHA256,
+            },
+        }
+    }
+}
+
+impl rcgen::SigningKey for IssuerKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        match self {
+            IssuerKey::File(k) => k.sign(msg),
+            IssuerKey::Token(k) => k.sign(msg, Purpose::X509).map_err(|_| rcgen::Error::RemoteKeyError),
+        }
+    }
+}
+
 /// A CA's key and certificate, loaded and checked to belong together.
 pub struct CaFiles {
-    key: KeyPair,
+    key: IssuerKey,
     cert: Certificate,
     cert_pem: String,
 }
 
 impl CaFiles {
-    /// Loads an issuer's key and certificate. Fails, naming the file, if the key is not
-    /// PKCS#8, the certificate is not a CA, or the two do not match.
+    /// Loads an issuer's key (a PKCS#8 file or a `pkcs11:` URI) and certificate. Fails,
+    /// naming the file, if the key is unusable, the certificate is not a CA, or the two do
+    /// not match.
     pub fn load(key_path: &Path, cert_path: &Path) -> Result<CaFiles, IssueError> {
-        let key_bytes = read_file(key_path)?;
-        let der = pkcs8_from_pem(key_path, &key_bytes)?;
-        let key = KeyPair::try_from(der.as_slice())
-            .map_err(|e| FileError::content(key_path, format!("unusable private key ({e})")))?;
+        let key = IssuerKey::open(key_path)?;
         let cert_bytes = read_file(cert_path)?;
         let cert = parse_certificates(&cert_bytes, true)
             .map_err(|e| FileError::content(cert_path, e.to_string()))?
@@ -121,11 +192,7 @@ impl CaFiles {
         if !cert.is_ca {
             return Err(FileError::content(cert_path, "not a CA certificate (basicConstraints CA:false)").into());
         }
-        let matches = match &cert.key {
-            super::cert::SignerKey::EcP256(p) => p.as_slice() == key.public_key_raw(),
-            _ => false,
-        };
-        if !matches {
+        if cert.key != key.public_key() || cert.key == SignerKey::Unsupported {
             return Err(FileError::content(
                 key_path,
                 format!("does not match the certificate {}", cert_path.display()),
@@ -136,7 +203,7 @@ impl CaFiles {
         Ok(CaFiles { key, cert, cert_pem })
     }
 
-    fn issuer(&self) -> Result<Issuer<'static, &KeyPair>, IssueError> {
+    fn issuer(&self) -> Result<Issuer<'static, &IssuerKey>, IssueError> {
         Ok(Issuer::from_ca_cert_der(&self.cert.der().to_vec().into(), &self.key)?)
     }
 
@@ -192,8 +259,7 @@ fn finish(params: &CertificateParams, key: KeyPair, issuer: Option<&CaFiles>) ->
     })
 }
 
-/// The Ministry root: self-signed, CA without path length limit, keyCertSign + cRLSign.
-pub fn init_root(cn: &str, days: u32, now: OffsetDateTime) -> Result<Issued, IssueError> {
+fn root_params(cn: &str, days: u32, now: OffsetDateTime) -> Result<CertificateParams, IssueError> {
     check_days(days, 36525)?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);
@@ -202,7 +268,32 @@ pub fn init_root(cn: &str, days: u32, now: OffsetDateTime) -> Result<Issued, Iss
     let mut p = base_params(dn, days, now, None);
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    finish(&p, KeyPair::generate()?, None)
+    Ok(p)
+}
+
+/// The Ministry root: self-signed, CA without path length limit, keyCertSign + cRLSign.
+pub fn init_root(cn: &str, days: u32, now: OffsetDateTime) -> Result<Issued, IssueError> {
+    finish(&root_params(cn, days, now)?, KeyPair::generate()?, None)
+}
+
+/// The Ministry root self-signed with an existing key (`--issuer-key`): a PKCS#8 file, or a
+/// PKCS#11 URI (SPEC §10) naming the key, and if the token holds none under that label, a
+/// non-extractable P-256 key pair is generated there. Only the certificate is written.
+pub fn init_root_with_key(cn: &str, days: u32, now: OffsetDateTime, key_arg: &Path) -> Result<Issued, IssueError> {
+    let params = root_params(cn, days, now)?;
+    let key = match key_arg.to_str().filter(|a| is_pkcs11_uri(a)) {
+        Some(uri) => {
+            let uri = Pkcs11Uri::parse(uri)?;
+            IssuerKey::Token(match TokenKey::open(&uri) {
+                Err(TokenError::NoSuchObject { .. }) => TokenKey::generate(&uri, TokenKeyType::EcP256)?,
+                other => other?,
+            })
+        }
+        None => IssuerKey::open(key_arg)?,
+    };
+    let cert = params.self_signed(&key)?;
+    strict(cert.der(), "certificate")?;
+    Ok(Issued { key_pem: None, cert_pem: cert.pem(), chain_pem: None })
 }
 
 /// A provincial CA (Sở Y tế) under the root: CA with pathLen 0.
@@ -292,6 +383,17 @@ pub fn make_csr(code: &str, name: &str) -> Result<(String, String), IssueError> 
     let csr = p.serialize_request(&key)?;
     strict(csr.der(), "certificate signing request")?;
     Ok((key.serialize_pem(), csr.pem()?))
+}
+
+/// A facility's certificate signing request for a key pair generated inside a PKCS#11
+/// token, non-extractable (SPEC §10): only the CSR leaves the token.
+pub fn make_token_csr(code: &str, name: &str, uri: &Pkcs11Uri, kind: TokenKeyType) -> Result<String, IssueError> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = facility_dn(code, name)?;
+    let key = IssuerKey::Token(TokenKey::generate(uri, kind)?);
+    let csr = p.serialize_request(&key)?;
+    strict(csr.der(), "certificate signing request")?;
+    Ok(csr.pem()?)
 }
 
 /// Certifies a facility's CSR with the facility profile. Extensions requested in the CSR are

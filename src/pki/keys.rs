@@ -1,11 +1,15 @@
-//! Private keys: PKCS#8 PEM files, created with mode 0600 and never overwritten.
+//! Private keys: PKCS#8 PEM files, created with mode 0600 and never overwritten, and the
+//! [`SigningKey`] that signs passports and trust lists with a file key or a token key.
 
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RSA_PSS_SHA256, RsaKeyPair};
+
+use super::cert::SignerKey;
+use super::pkcs11::{Pkcs11Uri, Purpose, TokenError, TokenKey, is_pkcs11_uri};
 
 /// A problem with a key or certificate file; always names the file.
 #[derive(Debug, thiserror::Error)]
@@ -103,15 +107,50 @@ pub fn pkcs8_from_pem(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, FileError> {
     ))
 }
 
-/// The signing operation failed (ring gives no detail: in practice, no system randomness).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("signing failed (no system randomness?)")]
-pub struct SignError;
+/// A signature could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// ring gives no detail: in practice, no system randomness.
+    #[error("signing failed (no system randomness?)")]
+    Randomness,
+    /// The token refused or failed (SPEC §10).
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
 
-/// A facility's ECDSA P-256 signing key, loaded once and reused for every passport (loading
-/// costs ~19 µs, almost a signature).
+/// A key file or token key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A PEM file.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// A PKCS#11 token (SPEC §10).
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+/// The passport signature algorithm a key implies (SPEC §2, §10): ECDSA P-256 keys sign
+/// ES256, RSA keys (2048+) sign PS256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureAlgorithm {
+    /// ECDSA P-256 with SHA-256, 64-byte r‖s (COSE -7).
+    Es256,
+    /// RSASSA-PSS with SHA-256, MGF1-SHA-256, 32-byte salt (COSE -37).
+    Ps256,
+}
+
+enum KeyKind {
+    FileEc(EcdsaKeyPair),
+    FileRsa(RsaKeyPair),
+    Token(TokenKey),
+}
+
+/// A facility's (or the trust-list signer's) signing key: a PKCS#8 PEM file (ECDSA P-256 or
+/// RSA-2048+) or a key in a PKCS#11 token. Loaded once and reused for every passport
+/// (loading a file key costs ~19 µs, almost a signature). `Sync`: the signing threads share
+/// it; a token key gives each thread a session of its own.
 pub struct SigningKey {
-    pair: EcdsaKeyPair,
+    kind: KeyKind,
     rng: SystemRandom,
 }
 
@@ -122,30 +161,112 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// Loads a PKCS#8 PEM P-256 key file.
+    /// Loads a PKCS#8 PEM key file (ECDSA P-256 or RSA-2048+).
     pub fn load(path: &Path) -> Result<SigningKey, FileError> {
         let bytes = read_file(path)?;
         Self::from_pem(path, &bytes)
+    }
+
+    /// Opens a key argument: a `pkcs11:` URI (SPEC §10) or a PKCS#8 PEM file.
+    pub fn open(arg: &Path) -> Result<SigningKey, KeyError> {
+        match arg.to_str() {
+            Some(uri) if is_pkcs11_uri(uri) => Ok(Self::from_token(TokenKey::open(&Pkcs11Uri::parse(uri)?)?)),
+            _ => Ok(Self::load(arg)?),
+        }
+    }
+
+    /// A key held in a token.
+    pub fn from_token(key: TokenKey) -> SigningKey {
+        SigningKey { kind: KeyKind::Token(key), rng: SystemRandom::new() }
     }
 
     /// Parses PKCS#8 PEM bytes; `path` only names the source in errors.
     pub fn from_pem(path: &Path, bytes: &[u8]) -> Result<SigningKey, FileError> {
         let der = pkcs8_from_pem(path, bytes)?;
         let rng = SystemRandom::new();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
-            .map_err(|e| FileError::content(path, format!("not an ECDSA P-256 PKCS#8 key ({e})")))?;
-        Ok(SigningKey { pair, rng })
+        let kind = match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng) {
+            Ok(pair) => KeyKind::FileEc(pair),
+            Err(ec) => match RsaKeyPair::from_pkcs8(&der) {
+                Ok(pair) => KeyKind::FileRsa(pair),
+                // ring refuses RSA keys under 2048 bits the same way as garbage.
+                Err(rsa) => {
+                    return Err(FileError::content(
+                        path,
+                        format!("not an ECDSA P-256 ({ec}) or RSA-2048+ ({rsa}) PKCS#8 key"),
+                    ));
+                }
+            },
+        };
+        Ok(SigningKey { kind, rng })
     }
 
-    /// Signs `msg` with ECDSA P-256/SHA-256, returning the 64-byte r‖s form COSE uses.
+    /// Signs `msg`: ES256 as the 64-byte r‖s form COSE uses, PS256 as the RSA signature.
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
-        Ok(self.pair.sign(&self.rng, msg).map_err(|_| SignError)?.as_ref().to_vec())
+        match &self.kind {
+            KeyKind::FileEc(pair) => {
+                Ok(pair.sign(&self.rng, msg).map_err(|_| SignError::Randomness)?.as_ref().to_vec())
+            }
+            KeyKind::FileRsa(pair) => {
+                let mut sig = vec![0u8; pair.public().modulus_len()];
+                pair.sign(&RSA_PSS_SHA256, &self.rng, msg, &mut sig).map_err(|_| SignError::Randomness)?;
+                Ok(sig)
+            }
+            KeyKind::Token(key) => Ok(key.sign(msg, Purpose::Cose)?),
+        }
     }
 
-    /// The uncompressed public point, to compare with a certificate.
-    pub fn public_point(&self) -> &[u8] {
-        self.pair.public_key().as_ref()
+    /// The algorithm this key signs passports with.
+    pub fn algorithm(&self) -> SignatureAlgorithm {
+        match self.public_key() {
+            SignerKey::EcP256(_) => SignatureAlgorithm::Es256,
+            _ => SignatureAlgorithm::Ps256,
+        }
     }
+
+    /// The length of a signature: 64 for ES256, the modulus length for PS256.
+    pub fn signature_len(&self) -> usize {
+        match self.public_key() {
+            SignerKey::Rsa(der) => rsa_modulus_len(&der),
+            _ => 64,
+        }
+    }
+
+    /// The public key, to compare with a certificate's.
+    pub fn public_key(&self) -> SignerKey {
+        match &self.kind {
+            KeyKind::FileEc(pair) => SignerKey::EcP256(pair.public_key().as_ref().to_vec()),
+            KeyKind::FileRsa(pair) => SignerKey::Rsa(pair.public().as_ref().to_vec()),
+            KeyKind::Token(key) => key.public_key().clone(),
+        }
+    }
+
+    /// The uncompressed public point of a P-256 key (empty for an RSA key).
+    pub fn public_point(&self) -> &[u8] {
+        match &self.kind {
+            KeyKind::FileEc(pair) => pair.public_key().as_ref(),
+            KeyKind::Token(key) => match key.public_key() {
+                SignerKey::EcP256(p) => p,
+                _ => &[],
+            },
+            KeyKind::FileRsa(_) => &[],
+        }
+    }
+
+    /// The token key, if the key is in a token.
+    pub fn token(&self) -> Option<&TokenKey> {
+        match &self.kind {
+            KeyKind::Token(k) => Some(k),
+            _ => None,
+        }
+    }
+}
+
+/// The modulus length in bytes of a PKCS#1 RSAPublicKey DER (256 for RSA-2048).
+fn rsa_modulus_len(der: &[u8]) -> usize {
+    use x509_parser::prelude::FromDer as _;
+    x509_parser::public_key::RSAPublicKey::from_der(der)
+        .map(|(_, k)| k.modulus.iter().skip_while(|b| **b == 0).count())
+        .unwrap_or(256)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::gate::{self, BatchSink, DoseReader, GateError, RejectReason, Rejection, SignedPassport, SigningFacility};
 use crate::ledger::Ledger;
-use crate::pki::{SignerKey, SigningKey, parse_certificates};
+use crate::pki::{SigningKey, parse_certificates};
 use crate::store::{BatchRecord, BatchRejection, Store};
 
 /// Rows of passports and rejections a batch answer lists at most.
@@ -38,17 +38,22 @@ pub(super) async fn require_facility(state: &AppState, headers: &HeaderMap) -> R
 pub(super) fn facility_signer(state: &AppState, code: &str) -> Result<SigningFacility, ApiError> {
     let dir = state.config().keys.join(format!("facility-{code}"));
     let missing = || ApiError::Conflict(format!("this server holds no signing key for facility {code}"));
-    if !dir.join("key.pem").exists() {
+    // A key configured by code (a token, SPEC §10) wins over the hierarchy's key.pem.
+    let key_arg = match state.config().facility_keys.get(code) {
+        Some(k) => std::path::PathBuf::from(k),
+        None => dir.join("key.pem"),
+    };
+    if !crate::pki::pkcs11::is_pkcs11_uri(&key_arg.to_string_lossy()) && !key_arg.exists() {
         return Err(missing());
     }
-    let key = SigningKey::load(&dir.join("key.pem")).map_err(ApiError::internal)?;
+    let key = SigningKey::open(&key_arg).map_err(ApiError::internal)?;
     let cert = parse_certificates(&crate::pki::read_file(&dir.join("cert.pem")).map_err(ApiError::internal)?, true)
         .map_err(ApiError::internal)?
         .into_iter()
         .next()
         .ok_or_else(missing)?;
     let now = time::OffsetDateTime::now_utc();
-    if cert.key != SignerKey::EcP256(key.public_point().to_vec()) || cert.facility_code.as_deref() != Some(code) {
+    if cert.key != key.public_key() || cert.facility_code.as_deref() != Some(code) {
         return Err(ApiError::internal(format!("{}: key and certificate do not belong together", dir.display())));
     }
     crate::pki::check_validity(&cert, now.unix_timestamp()).map_err(|e| ApiError::Conflict(e.to_string()))?;
@@ -286,4 +291,40 @@ async fn status(
         "rejected": rejected,
         "revoked": changes.revoked.iter().map(|u| json!({"uvci": u, "reason": "corrected"})).collect::<Vec<_>>(),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::Config;
+
+    fn state_with(facility_key: &str) -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example");
+        let config = Config {
+            db: format!("sqlite://{}", dir.path().join("v.db").display()),
+            keys,
+            secret: dir.path().join("secret"),
+            facility_keys: [("01001".to_owned(), facility_key.to_owned())].into(),
+            ..Config::default()
+        };
+        let state = AppState::open(config, time::OffsetDateTime::now_utc()).unwrap();
+        (dir, state)
+    }
+
+    #[test]
+    fn configured_facility_key_is_the_one_that_signs() {
+        let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example");
+        // 01001's own key, configured explicitly: accepted.
+        let (_d, state) = state_with(&keys.join("facility-01001/key.pem").display().to_string());
+        assert_eq!(facility_signer(&state, "01001").unwrap().facility_code, "01001");
+        // Another facility's key for 01001's certificate: refused.
+        let (_d, state) = state_with(&keys.join("facility-01100/key.pem").display().to_string());
+        let Err(ApiError::Internal(e)) = facility_signer(&state, "01001") else { panic!("a mismatched key was used") };
+        assert!(e.ends_with("key and certificate do not belong together"), "{e}");
+        // A token URI whose module is missing: the token's one-line reason.
+        let (_d, state) = state_with("pkcs11:token=t;object=dsc?module-path=/nonexistent/libp11.so&pin-value=1");
+        let Err(ApiError::Internal(e)) = facility_signer(&state, "01001") else { panic!("an unloadable key was used") };
+        assert_eq!(e, "PKCS#11 module /nonexistent/libp11.so: cannot be loaded (no such file)");
+    }
 }

@@ -26,12 +26,18 @@ pub struct Config {
     /// SHA-256 (hex) of the Ministry's admin token; `VAXPASS_ADMIN_TOKEN` gives the token
     /// itself instead. Without either, the admin routes answer 401 to everyone.
     pub admin_token_sha256: Option<String>,
-    /// Trust-list signing key and certificate (chained to the root). When absent and
+    /// Trust-list signing key (a PKCS#8 PEM path or a `pkcs11:` URI, SPEC §10) and
+    /// certificate (chained to the root). When absent and
     /// `keys/root/key.pem` exists (the development hierarchy), a short-lived signer is
     /// issued from it at start-up.
     pub trust_list_key: Option<PathBuf>,
     /// See `trust_list_key`.
     pub trust_list_cert: Option<PathBuf>,
+    /// Facility signing keys held elsewhere than `keys/facility-CODE/key.pem`, by facility
+    /// code: a PKCS#8 PEM path or a `pkcs11:` URI (SPEC §10), e.g.
+    /// `"01001" = "pkcs11:token=BachMai;object=dsc?module-path=…&pin-source=file:/run/pin"`.
+    /// The certificate stays `keys/facility-CODE/cert.pem`.
+    pub facility_keys: std::collections::BTreeMap<String, String>,
     /// Largest request body in bytes (photos of QR codes are the largest).
     pub max_body_bytes: usize,
     /// Seconds before a request is answered 408 (every route but the uploads).
@@ -88,6 +94,7 @@ impl Default for Config {
             admin_token_sha256: None,
             trust_list_key: None,
             trust_list_cert: None,
+            facility_keys: Default::default(),
             max_body_bytes: 8 * 1024 * 1024,
             request_timeout_secs: 10,
             upload_timeout_secs: 300,

@@ -1,6 +1,6 @@
 //! Prometheus metrics, kept in a few maps behind one mutex: requests and latency by route
 //! (the matched route, never the raw path, which may hold a UVCI), verifications by reason and
-//! passports signed.
+//! passports signed, and each facility certificate's days to expiry.
 //!
 //! Every label value comes from a fixed set (issue #8: random 200 KB method strings grew the
 //! server by 97 MiB in 0.4 s when the method was a label): methods through [`method_label`],
@@ -128,5 +128,56 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE vaxpass_corrections_filed_total counter");
         let _ = writeln!(out, "vaxpass_corrections_filed_total {}", m.corrections_filed);
         out
+    }
+}
+
+/// The gauge `vaxpass_facility_certificate_days_to_expiry{facility="PPNNN"}` (issue 11 §4):
+/// whole days from `now` to the notAfter of each facility's DSC, negative once expired, so
+/// that an alert fires well before a facility can no longer sign. A facility with several
+/// certificates (a key rollover) shows its latest one, the one signing relies on. Facility
+/// codes are public (they are in every UVCI), not personal data.
+pub fn facility_expiry<'a>(certs: impl Iterator<Item = &'a crate::pki::Certificate>, now: i64) -> String {
+    let mut days: BTreeMap<&str, i64> = BTreeMap::new();
+    for cert in certs {
+        let (Some(code), Some(d)) = (cert.facility_code.as_deref(), crate::pki::days_to_expiry(cert, now)) else {
+            continue;
+        };
+        // Codes come from our own parsing (5 digits), so they are safe as label values.
+        if !crate::provinces::is_facility_code(code) {
+            continue;
+        }
+        let e = days.entry(code).or_insert(d);
+        *e = (*e).max(d);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP vaxpass_facility_certificate_days_to_expiry Days until each facility's signing certificate expires."
+    );
+    let _ = writeln!(out, "# TYPE vaxpass_facility_certificate_days_to_expiry gauge");
+    for (code, d) in days {
+        let _ = writeln!(out, "vaxpass_facility_certificate_days_to_expiry{{facility=\"{code}\"}} {d}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facility_days_to_expiry_are_whole_days_per_facility() {
+        let pem = std::fs::read("keys-example/facility-01001/cert.pem").unwrap();
+        let cert = crate::pki::parse_certificates(&pem, true).unwrap().remove(0);
+        let (_, not_after) = cert.validity.unwrap();
+        // 10 days and one second before notAfter: 10 whole days.
+        let text = facility_expiry([&cert].into_iter(), not_after - 10 * 86_400 - 1);
+        assert!(text.contains("vaxpass_facility_certificate_days_to_expiry{facility=\"01001\"} 10\n"), "{text}");
+        // A day after notAfter: -1.
+        let text = facility_expiry([&cert].into_iter(), not_after + 86_400);
+        assert!(text.contains("{facility=\"01001\"} -1\n"), "{text}");
+        // CAs carry no facility code and give no series.
+        let ca = crate::pki::parse_certificates(&std::fs::read("keys-example/ca-01/cert.pem").unwrap(), true).unwrap();
+        assert!(!facility_expiry(ca.iter(), not_after).contains("{facility="));
     }
 }

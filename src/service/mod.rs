@@ -99,6 +99,9 @@ pub enum StartError {
     /// A key, certificate or secret file.
     #[error(transparent)]
     File(#[from] pki::FileError),
+    /// The trust-list key (a file or a PKCS#11 token key).
+    #[error(transparent)]
+    Key(#[from] pki::KeyError),
     /// Issuing the development trust-list signer.
     #[error(transparent)]
     Issue(#[from] pki::IssueError),
@@ -147,7 +150,7 @@ impl AppState {
         };
         let list_signer = match (&config.trust_list_key, &config.trust_list_cert) {
             (Some(k), Some(c)) => {
-                Some((SigningKey::load(k)?, String::from_utf8_lossy(&pki::read_file(c)?).into_owned()))
+                Some((SigningKey::open(k)?, String::from_utf8_lossy(&pki::read_file(c)?).into_owned()))
             }
             _ => {
                 let root = config.keys.join("root");

@@ -296,6 +296,13 @@ async fn operators_routes_answer() {
     let text = String::from_utf8(body).unwrap();
     assert!(text.contains("vaxpass_verifications_total{reason=\"INVALID_PREFIX\"} 1"), "{text}");
     assert!(text.contains("route=\"/api/v1/verify\""));
+    // One expiry gauge per facility of the hierarchy (the value depends on today's date).
+    for code in ["01001", "01100"] {
+        assert!(
+            text.contains(&format!("vaxpass_facility_certificate_days_to_expiry{{facility=\"{code}\"}} ")),
+            "{text}"
+        );
+    }
     let (status, body) = call(&f.state, Request::get("/api/openapi.json").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     let spec: Value = serde_json::from_slice(&body).unwrap();

@@ -8,6 +8,8 @@ mod corrections_store;
 mod gen_weeks;
 mod ledger_replay;
 mod pdf_certificate;
+mod pkcs11_token;
+mod pki_expiry;
 mod pki_hierarchy;
 mod render_cli;
 mod service_instances;

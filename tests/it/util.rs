@@ -70,6 +70,12 @@ impl Vaxpass {
         self
     }
 
+    /// Sets an environment variable of the run (e.g. `SOFTHSM2_CONF` for a test token).
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Vaxpass {
+        self.cmd.env(key, value);
+        self
+    }
+
     /// Feeds `bytes` on standard input (otherwise stdin is empty, never the terminal).
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Vaxpass {
         self.stdin = Some(bytes.into());
