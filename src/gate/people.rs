@@ -227,18 +227,22 @@ pub(super) fn from_batch(
         .into_iter()
         .map(|d| (d.record_id.clone(), canonical(d)))
         .collect();
-    let mut candidates: Vec<Vec<Candidate>> = Vec::with_capacity(groups.len());
+    drop(record_ids);
+    // The rows become candidates (their strings moved, not copied: at 1 million persons the
+    // batch's rows are the largest thing held).
+    let n_groups = groups.len();
+    let mut candidates: Vec<Vec<Candidate>> = Vec::with_capacity(n_groups);
     let mut foreign_records = Vec::new();
-    for ((_, rows), hash) in groups.iter().zip(&hashes) {
+    for ((_, rows), hash) in groups.into_iter().zip(&hashes) {
         let mut cands = Vec::with_capacity(rows.len());
         for r in rows {
             let entry = LedgerDose {
-                record_id: r.record_id.clone(),
+                record_id: r.record_id,
                 person: hash.clone(),
-                facility_code: r.facility_code.clone(),
+                facility_code: r.facility_code,
                 dose: r.dose,
             };
-            let kind = ledger::classify(&entry, stored.get(&r.record_id));
+            let kind = ledger::classify(&entry, stored.get(&entry.record_id));
             // A record belongs to the facility that gave the dose: a row naming another
             // facility cannot rewrite it (nor, through it, take the right to retract it).
             if let RowKind::Correction { previous } = &kind
@@ -330,7 +334,7 @@ pub(super) fn from_batch(
         .collect();
     let mut moved: HashSet<String> = HashSet::new();
     let mut links = Vec::new();
-    let mut writes: Vec<Vec<LedgerDose>> = vec![Vec::new(); groups.len()];
+    let mut writes: Vec<Vec<LedgerDose>> = vec![Vec::new(); n_groups];
     let mut rejections: Vec<(u64, String, RejectReason, String)> = Vec::new();
     // A passport no QR code at level Q holds cannot be printed (issue #8 item 13): the rows
     // that would make it so are refused before anything is signed or recorded. Estimated
@@ -384,13 +388,18 @@ pub(super) fn from_batch(
             rejections.push((cands[r].order, cands[r].entry.record_id.clone(), reason, detail));
         }
     }
+    // Their ledger entries are in `writes` and `doses` now; the copies go before the persons
+    // are built.
+    drop(merged);
+    drop(candidates);
+    drop(stored);
     // Rejected in file order, as the per-row checks are.
     rejections.sort_by_key(|r| r.0);
     for (_, record_id, reason, detail) in rejections {
         super::batch::reject(summary, &Rejection { record_id, reason, detail, suggestion: String::new() }, sink)?;
     }
 
-    let mut persons: Vec<PersonWork> = Vec::with_capacity(groups.len() + others.len());
+    let mut persons: Vec<PersonWork> = Vec::with_capacity(n_groups + others.len());
     for (i, (holder, hash)) in holders.into_iter().zip(hashes).enumerate() {
         let mut all_doses: Vec<LedgerDose> =
             doses.remove(&hash).unwrap_or_default().into_iter().filter(|d| !moved.contains(&d.record_id)).collect();
@@ -561,28 +570,10 @@ enum Decision {
 
 /// A person's decision and the status changes of their earlier passports.
 struct Decided {
-    /// Where the person goes in the signing order: the UVCI of their current passport, if
-    /// any (see [`chunks`]), else of their new one.
-    order_key: String,
     decision: Decision,
     fates: Vec<(String, PassportStatus)>,
     holder_hash: Vec<u8>,
     content_hash: Vec<u8>,
-}
-
-impl Decided {
-    fn uvci(&self) -> &str {
-        match &self.decision {
-            Decision::Nothing => "",
-            Decision::Reuse(r) => &r.uvci,
-            Decision::Sign(u) => u.as_str(),
-        }
-    }
-}
-
-/// The UVCI of a person's current passport, if they have one.
-fn current_uvci(p: &PersonWork) -> Option<&str> {
-    p.passports.iter().find(|r| r.status == PassportStatus::Current).map(|r| r.uvci.as_str())
 }
 
 fn plain_doses(doses: &[LedgerDose]) -> Vec<Dose> {
@@ -590,17 +581,10 @@ fn plain_doses(doses: &[LedgerDose]) -> Vec<Dose> {
 }
 
 fn decide(p: &PersonWork, facility: &SigningFacility) -> Result<Decided, GateError> {
-    let mut d = decide_passport(p, facility)?;
-    d.order_key = current_uvci(p).unwrap_or_else(|| d.uvci()).to_owned();
-    Ok(d)
-}
-
-fn decide_passport(p: &PersonWork, facility: &SigningFacility) -> Result<Decided, GateError> {
     let holder_hash = facility.secret.holder_hash(&p.holder.name, &p.holder.dob);
     let live = || p.passports.iter().filter(|r| r.status != PassportStatus::Revoked);
     if p.doses.is_empty() {
         return Ok(Decided {
-            order_key: String::new(),
             decision: Decision::Nothing,
             fates: live().map(|r| (r.uvci.clone(), PassportStatus::Revoked)).collect(),
             holder_hash,
@@ -632,7 +616,6 @@ fn decide_passport(p: &PersonWork, facility: &SigningFacility) -> Result<Decided
         live().find(|r| r.status == PassportStatus::Current && r.content_hash == content_hash && unexpired(r))
     {
         return Ok(Decided {
-            order_key: String::new(),
             fates: fates_except(&current.uvci),
             decision: Decision::Reuse(current.clone()),
             holder_hash,
@@ -659,13 +642,7 @@ fn decide_passport(p: &PersonWork, facility: &SigningFacility) -> Result<Decided
         }
     }
     let uvci = uvci.ok_or(GateError::Invariant("no free UVCI for a person"))?;
-    Ok(Decided {
-        order_key: String::new(),
-        fates: fates_except(""),
-        decision: Decision::Sign(uvci),
-        holder_hash,
-        content_hash,
-    })
+    Ok(Decided { fates: fates_except(""), decision: Decision::Sign(uvci), holder_hash, content_hash })
 }
 
 /// What a passport of `holder` with `doses` says when `facility` signs it now.
@@ -695,14 +672,16 @@ struct ChunkWrite {
     done: u64,
 }
 
-/// Orders persons by the UVCI of their current passport, or of their first one, and cuts
-/// chunks of about `size` persons that never split a set of linked persons. A first batch
-/// then inserts in UVCI order (the store's UVCI index grows at one end: in an insert test at
-/// 1 million, a randomly filled UVCI index took half the insert time); a follow-up batch
-/// supersedes or revokes, in each chunk, passports that lie together in the store, instead
-/// of rewriting pages all over it.
-fn chunks(decided: &[Decided], links: &[(usize, usize)], size: usize) -> Vec<Vec<usize>> {
-    let n = decided.len();
+/// Orders persons by their ledger key and cuts chunks of about `size` persons that never
+/// split a set of linked persons. Every table and index keyed by person (their doses, sealed
+/// identity and passports, the passports' identity hashes) then takes each chunk's keys in
+/// one narrow range, after the previous chunk's: a first batch appends to them and a
+/// follow-up batch rewrites one slice of them per chunk, where keys in a random order make
+/// every transaction rewrite nearly every page of each of them (at 1 million persons those
+/// four indexes made up most of the writer's pages). Earlier passports, stored in the same
+/// order, are superseded or revoked in neighbouring rows too.
+fn chunks(persons: &[PersonWork], links: &[(usize, usize)], size: usize) -> Vec<Vec<usize>> {
+    let n = persons.len();
     let mut parent: Vec<usize> = (0..n).collect();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
         while parent[i] != i {
@@ -718,7 +697,7 @@ fn chunks(decided: &[Decided], links: &[(usize, usize)], size: usize) -> Vec<Vec
         }
     }
     let mut order: Vec<usize> = (0..n).collect();
-    order.par_sort_unstable_by(|&a, &b| decided[a].order_key.cmp(&decided[b].order_key).then(a.cmp(&b)));
+    order.par_sort_unstable_by(|&a, &b| persons[a].hash.cmp(&persons[b].hash).then(a.cmp(&b)));
     let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
     if !links.is_empty() {
         for &i in &order {
@@ -760,7 +739,7 @@ pub(super) fn sign_and_record(
 ) -> Result<(Vec<String>, std::time::Duration), GateError> {
     let Work { persons, links } = work;
     let decided: Vec<Decided> = persons.par_iter().map(|p| decide(p, facility)).collect::<Result<_, _>>()?;
-    let plan = chunks(&decided, &links, facility.persons_per_commit.max(1));
+    let plan = chunks(&persons, &links, facility.persons_per_commit.max(1));
     let total = persons.len() as u64;
     let kid = facility.cert.kid.to_base64();
     let run_id = sink.run_id().to_owned();

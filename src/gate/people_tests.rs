@@ -52,18 +52,47 @@ impl BatchSink for Sink {
 }
 
 struct World {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    /// The store's URL.
+    url: String,
+    /// The PostgreSQL database to drop afterwards, if the store is one.
+    postgres: Option<String>,
     registry: Registry,
 }
 
+/// The PostgreSQL server the store tests use (tests/it/store_postgres.rs).
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+
 impl World {
+    /// On a fresh SQLite file.
     fn new() -> World {
-        World { dir: tempfile::tempdir().unwrap(), registry: Registry::load(REGISTRY.as_bytes(), "r.csv").unwrap() }
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("v.db").display());
+        World { _dir: dir, url, postgres: None, registry: Registry::load(REGISTRY.as_bytes(), "r.csv").unwrap() }
+    }
+
+    /// On a fresh PostgreSQL database: the same behaviour through the other store.
+    fn postgres() -> World {
+        let mut suffix = [0u8; 6];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut suffix).unwrap();
+        let name = format!(
+            "vaxpass_people_{}_{}",
+            std::process::id(),
+            suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let mut admin = postgres::Client::connect(&format!("{POSTGRES}/test"), postgres::NoTls)
+            .expect("PostgreSQL must run at 127.0.0.1:5432 (see README)");
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        World {
+            _dir: tempfile::tempdir().unwrap(),
+            url: format!("{POSTGRES}/{name}"),
+            postgres: Some(name),
+            registry: Registry::load(REGISTRY.as_bytes(), "r.csv").unwrap(),
+        }
     }
 
     fn sink(&self, run_id: &str) -> Sink {
-        let url = format!("sqlite://{}", self.dir.path().join("v.db").display());
-        Sink { run_id: run_id.into(), store: crate::store::open(&url).unwrap(), rejected: vec![], listed: vec![] }
+        Sink { run_id: run_id.into(), store: crate::store::open(&self.url).unwrap(), rejected: vec![], listed: vec![] }
     }
 
     fn facility(code: &str) -> SigningFacility {
@@ -114,6 +143,16 @@ impl World {
     }
 }
 
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(name) = &self.postgres
+            && let Ok(mut admin) = postgres::Client::connect(&format!("{POSTGRES}/test"), postgres::NoTls)
+        {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
 /// A dose row of person `p`.
 fn row(id: &str, p: usize, vaccine: &str, date: &str) -> String {
     let (number, name, dob, sex) = PEOPLE[p];
@@ -127,7 +166,10 @@ fn dates(r: &crate::ledger::PassportRecord) -> Vec<String> {
 
 #[test]
 fn a_late_booster_supersedes_and_a_rerun_changes_nothing() {
-    let w = World::new();
+    a_late_booster_supersedes_and_a_rerun_changes_nothing_on(World::new());
+}
+
+fn a_late_booster_supersedes_and_a_rerun_changes_nothing_on(w: World) {
     let first = row("R1", 0, "AstraZeneca", "2021-07-01") + &row("R2", 0, "AstraZeneca", "2021-09-20");
     let (s, _) = w.sign("week1", &first);
     assert_eq!((s.passports, s.revoked, s.superseded), (1, 0, 0));
@@ -158,7 +200,10 @@ fn a_late_booster_supersedes_and_a_rerun_changes_nothing() {
 
 #[test]
 fn a_corrected_date_revokes_the_passport_that_carried_it() {
-    let w = World::new();
+    a_corrected_date_revokes_the_passport_that_carried_it_on(World::new());
+}
+
+fn a_corrected_date_revokes_the_passport_that_carried_it_on(w: World) {
     w.sign("week1", &(row("R1", 0, "AstraZeneca", "2021-07-01") + &row("R2", 0, "AstraZeneca", "2021-09-20")));
     let old = w.current(0).unwrap();
     let (s, _) = w.sign("week2", &row("R2", 0, "AstraZeneca", "2021-09-21"));
@@ -171,7 +216,10 @@ fn a_corrected_date_revokes_the_passport_that_carried_it() {
 
 #[test]
 fn a_correction_that_fails_the_gate_changes_nothing() {
-    let w = World::new();
+    a_correction_that_fails_the_gate_changes_nothing_on(World::new());
+}
+
+fn a_correction_that_fails_the_gate_changes_nothing_on(w: World) {
     w.sign("week1", &(row("R1", 0, "AstraZeneca", "2021-07-01") + &row("R2", 0, "AstraZeneca", "2021-09-20")));
     let before = w.passports(0);
     // R2 moved 10 days after R1: DOSE_SEQUENCE; and a row with a name the registry refuses.
@@ -191,7 +239,10 @@ fn a_correction_that_fails_the_gate_changes_nothing() {
 
 #[test]
 fn a_dose_moved_to_its_real_owner_revokes_and_reissues_both() {
-    let w = World::new();
+    a_dose_moved_to_its_real_owner_revokes_and_reissues_both_on(World::new());
+}
+
+fn a_dose_moved_to_its_real_owner_revokes_and_reissues_both_on(w: World) {
     w.sign(
         "week1",
         &(row("R1", 0, "Pfizer", "2021-07-01")
@@ -212,7 +263,10 @@ fn a_dose_moved_to_its_real_owner_revokes_and_reissues_both() {
 
 #[test]
 fn retraction_revokes_reissues_and_keeps_to_the_facilitys_own_records() {
-    let w = World::new();
+    retraction_revokes_reissues_and_keeps_to_the_facilitys_own_records_on(World::new());
+}
+
+fn retraction_revokes_reissues_and_keeps_to_the_facilitys_own_records_on(w: World) {
     let rows = row("R1", 0, "Pfizer", "2021-07-01")
         + &row("R2", 0, "Pfizer", "2021-09-20")
         + &row("R3", 1, "Pfizer", "2021-08-01").replace(",01001,", ",79001,");
@@ -267,69 +321,111 @@ proptest! {
     /// that is no longer true is revoked, and re-running the batch just run changes nothing.
     #[test]
     fn current_passports_always_carry_exactly_the_ledger(steps in prop::collection::vec(step(), 1..6)) {
-        let w = World::new();
-        let mut last_batch = None;
-        for (n, s) in steps.iter().enumerate() {
-            match s {
-                Step::Batch(rows) => {
-                    let text: String = rows
-                        .iter()
-                        .map(|(id, p, off, pfizer)| row(&format!("R{id}"), *p, if *pfizer { "Pfizer" } else { "Moderna" }, &day(*off)))
-                        .collect();
-                    w.sign(&format!("b{n}"), &text);
-                    last_batch = Some((format!("b{n}"), text));
-                }
-                Step::Retract(ids) => {
-                    // Re-running an older batch after a retraction brings its records back.
-                    last_batch = None;
-                    let ids: Vec<String> = ids.iter().map(|i| format!("R{i}")).collect();
-                    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-                    w.retract(&format!("r{n}"), &refs, RetractScope::Ministry);
-                }
+        replay(&World::new(), &steps)?;
+    }
+}
+
+proptest! {
+    // A database per case: fewer cases, the same property through the PostgreSQL store.
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+    #[test]
+    fn current_passports_always_carry_exactly_the_ledger_on_postgres(steps in prop::collection::vec(step(), 1..6)) {
+        replay(&World::postgres(), &steps)?;
+    }
+}
+
+/// Runs `steps` in `w` and checks the property of
+/// [`current_passports_always_carry_exactly_the_ledger`].
+fn replay(w: &World, steps: &[Step]) -> Result<(), TestCaseError> {
+    let mut last_batch = None;
+    for (n, s) in steps.iter().enumerate() {
+        match s {
+            Step::Batch(rows) => {
+                let text: String = rows
+                    .iter()
+                    .map(|(id, p, off, pfizer)| {
+                        row(&format!("R{id}"), *p, if *pfizer { "Pfizer" } else { "Moderna" }, &day(*off))
+                    })
+                    .collect();
+                w.sign(&format!("b{n}"), &text);
+                last_batch = Some((format!("b{n}"), text));
             }
-        }
-        let mut store = w.sink("read").store;
-        let secret = DerivationKey::new(&[7; 32]);
-        let mut ledger_doses: HashMap<Vec<u8>, BTreeMap<String, String>> = HashMap::new();
-        let hashes: Vec<Vec<u8>> = PEOPLE.iter().map(|p| secret.id_hash(p.0)).collect();
-        let refs: Vec<&[u8]> = hashes.iter().map(Vec::as_slice).collect();
-        for d in store.ledger_by_person(&refs).unwrap() {
-            ledger_doses.entry(d.person.clone()).or_default().insert(d.record_id.clone(), format!("{}/{}", crate::ledger::iso(d.dose.date), d.dose.vaccine.mp));
-        }
-        let true_now: HashMap<String, String> = ledger_doses.values().flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone()))).collect();
-        for (p, hash) in hashes.iter().enumerate() {
-            let all = store.passports_of_persons(&[hash]).unwrap();
-            let current: Vec<_> = all.iter().filter(|r| r.status == PassportStatus::Current).collect();
-            let expected: BTreeSet<String> = ledger_doses.get(hash).map(|m| m.values().cloned().collect()).unwrap_or_default();
-            match current.as_slice() {
-                [] => prop_assert!(expected.is_empty(), "person {p} has doses but no passport"),
-                [c] => {
-                    let carried: BTreeSet<String> = c.doses.iter().map(|d| format!("{}/{}", d.date, d.mp)).collect();
-                    prop_assert_eq!(carried, expected, "person {}", p);
-                }
-                _ => prop_assert!(false, "person {p} has {} current passports", current.len()),
+            Step::Retract(ids) => {
+                // Re-running an older batch after a retraction brings its records back.
+                last_batch = None;
+                let ids: Vec<String> = ids.iter().map(|i| format!("R{i}")).collect();
+                let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                w.retract(&format!("r{n}"), &refs, RetractScope::Ministry);
             }
-            for r in &all {
-                let true_still = r.doses.iter().all(|d| true_now.get(&d.record_id) == Some(&format!("{}/{}", d.date, d.mp)))
-                    && ledger_doses.get(hash).is_some_and(|m| r.doses.iter().all(|d| m.contains_key(&d.record_id)));
-                if !true_still {
-                    prop_assert_eq!(r.status, PassportStatus::Revoked, "{:?} carries a dose no longer true", r);
-                }
-            }
-        }
-        if let Some((id, text)) = last_batch {
-            let before: Vec<_> = refs.iter().flat_map(|h| store.passports_of_persons(&[h]).unwrap()).map(|r| (r.uvci, r.status)).collect();
-            let (s, _) = w.sign(&id, &text);
-            prop_assert_eq!(s.revoked, w.sink("x").store.run_changes(&id).unwrap().revoked.len() as u64);
-            let after: Vec<_> = refs.iter().flat_map(|h| store.passports_of_persons(&[h]).unwrap()).map(|r| (r.uvci, r.status)).collect();
-            prop_assert_eq!(before, after, "re-running a batch changes nothing");
         }
     }
+    let mut store = w.sink("read").store;
+    let secret = DerivationKey::new(&[7; 32]);
+    let mut ledger_doses: HashMap<Vec<u8>, BTreeMap<String, String>> = HashMap::new();
+    let hashes: Vec<Vec<u8>> = PEOPLE.iter().map(|p| secret.id_hash(p.0)).collect();
+    let refs: Vec<&[u8]> = hashes.iter().map(Vec::as_slice).collect();
+    for d in store.ledger_by_person(&refs).unwrap() {
+        ledger_doses
+            .entry(d.person.clone())
+            .or_default()
+            .insert(d.record_id.clone(), format!("{}/{}", crate::ledger::iso(d.dose.date), d.dose.vaccine.mp));
+    }
+    let true_now: HashMap<String, String> =
+        ledger_doses.values().flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone()))).collect();
+    for (p, hash) in hashes.iter().enumerate() {
+        let all = store.passports_of_persons(&[hash]).unwrap();
+        let current: Vec<_> = all.iter().filter(|r| r.status == PassportStatus::Current).collect();
+        let expected: BTreeSet<String> =
+            ledger_doses.get(hash).map(|m| m.values().cloned().collect()).unwrap_or_default();
+        match current.as_slice() {
+            [] => prop_assert!(expected.is_empty(), "person {p} has doses but no passport"),
+            [c] => {
+                let carried: BTreeSet<String> = c.doses.iter().map(|d| format!("{}/{}", d.date, d.mp)).collect();
+                prop_assert_eq!(carried, expected, "person {}", p);
+            }
+            _ => prop_assert!(false, "person {p} has {} current passports", current.len()),
+        }
+        for r in &all {
+            let true_still =
+                r.doses.iter().all(|d| true_now.get(&d.record_id) == Some(&format!("{}/{}", d.date, d.mp)))
+                    && ledger_doses.get(hash).is_some_and(|m| r.doses.iter().all(|d| m.contains_key(&d.record_id)));
+            if !true_still {
+                prop_assert_eq!(r.status, PassportStatus::Revoked, "{:?} carries a dose no longer true", r);
+            }
+        }
+    }
+    if let Some((id, text)) = last_batch {
+        let before: Vec<_> =
+            refs.iter().flat_map(|h| store.passports_of_persons(&[h]).unwrap()).map(|r| (r.uvci, r.status)).collect();
+        let (s, _) = w.sign(&id, &text);
+        prop_assert_eq!(s.revoked, w.sink("x").store.run_changes(&id).unwrap().revoked.len() as u64);
+        let after: Vec<_> =
+            refs.iter().flat_map(|h| store.passports_of_persons(&[h]).unwrap()).map(|r| (r.uvci, r.status)).collect();
+        prop_assert_eq!(before, after, "re-running a batch changes nothing");
+    }
+    Ok(())
+}
+
+/// The scenarios above through the PostgreSQL store (its write path takes a chunk's rows as
+/// arrays, not one by one: the outcome must be the same).
+#[test]
+fn the_scenarios_hold_on_postgres() {
+    a_late_booster_supersedes_and_a_rerun_changes_nothing_on(World::postgres());
+    a_corrected_date_revokes_the_passport_that_carried_it_on(World::postgres());
+    a_correction_that_fails_the_gate_changes_nothing_on(World::postgres());
+    a_dose_moved_to_its_real_owner_revokes_and_reissues_both_on(World::postgres());
+    retraction_revokes_reissues_and_keeps_to_the_facilitys_own_records_on(World::postgres());
+    a_row_of_another_facility_cannot_rewrite_a_record_on(World::postgres());
+    a_re_issued_number_keeps_one_ledger_for_the_person_on(World::postgres());
+    an_expired_passport_is_not_handed_out_again_on(World::postgres());
 }
 
 #[test]
 fn a_row_of_another_facility_cannot_rewrite_a_record() {
-    let w = World::new();
+    a_row_of_another_facility_cannot_rewrite_a_record_on(World::new());
+}
+
+fn a_row_of_another_facility_cannot_rewrite_a_record_on(w: World) {
     w.sign("week1", &row("R1", 0, "Pfizer", "2021-07-01"));
     let before = w.current(0).unwrap();
     let (s, sink) = w.sign("week2", &row("R1", 0, "Pfizer", "2021-07-02").replace(",01001,", ",79001,"));
@@ -343,7 +439,10 @@ fn a_row_of_another_facility_cannot_rewrite_a_record() {
 
 #[test]
 fn a_re_issued_number_keeps_one_ledger_for_the_person() {
-    let w = World::new();
+    a_re_issued_number_keeps_one_ledger_for_the_person_on(World::new());
+}
+
+fn a_re_issued_number_keeps_one_ledger_for_the_person_on(w: World) {
     w.sign("week1", &(row("R1", 0, "Pfizer", "2021-07-01") + &row("R2", 0, "Pfizer", "2021-09-20")));
     let old = w.current(0).unwrap();
     // An's number is re-issued (her birth year was corrected): 001090000123 → 001091000123.
@@ -375,7 +474,10 @@ fn a_re_issued_number_keeps_one_ledger_for_the_person() {
 
 #[test]
 fn an_expired_passport_is_not_handed_out_again() {
-    let w = World::new();
+    an_expired_passport_is_not_handed_out_again_on(World::new());
+}
+
+fn an_expired_passport_is_not_handed_out_again_on(w: World) {
     let rows = row("R1", 0, "Pfizer", "2021-07-01");
     w.sign("week1", &rows);
     let first = w.current(0).unwrap();

@@ -134,3 +134,25 @@ fn stored_doses_parse_back() {
     assert!(parse_dose("2021-08-01", "AstraZeneca").is_none(), "only the mp code is stored");
     assert!(parse_dose("01/08/2021", "EU/1/21/1529").is_none());
 }
+
+#[test]
+fn says_agrees_with_comparing_covered_doses() {
+    let base = entry("R1", 1, "Pfizer", date!(2021 - 01 - 01));
+    let others = [
+        entry("R1", 1, "Pfizer", date!(2021 - 01 - 02)),
+        entry("R1", 1, "Moderna", date!(2021 - 01 - 01)),
+        entry("R2", 1, "Pfizer", date!(2021 - 01 - 01)),
+        entry("R1", 1, "Pfizer", date!(2021 - 10 - 01)),
+        entry("R1", 1, "Pfizer", date!(2031 - 01 - 01)),
+    ];
+    let mut d = date!(2020 - 12 - 25);
+    for _ in 0..800 {
+        let e = LedgerDose { dose: Dose { date: d, ..base.dose }, ..base.clone() };
+        let c = CoveredDose::of(&e);
+        assert!(c.says(&e), "{c:?}");
+        for o in &others {
+            assert_eq!(c.says(o), c == CoveredDose::of(o), "{c:?} / {o:?}");
+        }
+        d = d.next_day().unwrap();
+    }
+}
