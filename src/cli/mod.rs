@@ -5,6 +5,7 @@ mod r#gen;
 mod pki;
 mod render;
 mod retract;
+mod rules;
 mod serve;
 mod sign;
 mod token;
@@ -47,6 +48,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Create a facility's API token for station uploads (printed once, stored hashed).
     Token(token::TokenArgs),
+    /// Entry rules: evaluate CertLogic, check an EU business rule, validate an expression.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
 }
 
 /// Runs a parsed command line. `Ok` carries the exit code (`verify` exits 1 for "not valid").
@@ -60,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Render(args) => render::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Token(args) => token::run(args),
+        Command::Rules(cmd) => rules::run(cmd),
     }
 }
 

@@ -75,6 +75,8 @@ struct Shared {
     photo_slots: Arc<tokio::sync::Semaphore>,
     /// Station uploads signing at once.
     batch_slots: Arc<tokio::sync::Semaphore>,
+    /// The entry rules verdicts are checked against (SPEC §9.2), unless switched off.
+    rules: Option<crate::rules::RuleSet>,
 }
 
 /// Attempt counters, each with its own window.
@@ -111,6 +113,9 @@ pub enum StartError {
     /// The revocations could not be read.
     #[error("reading the revocations: {0}")]
     Revocations(String),
+    /// The entry rules could not be loaded.
+    #[error("entry rules: {0}")]
+    Rules(#[from] crate::rules::RuleError),
 }
 
 impl AppState {
@@ -156,6 +161,11 @@ impl AppState {
                 }
             }
         };
+        let rules = match (&config.rules, config.entry_rules) {
+            (_, false) => None,
+            (Some(path), true) => Some(crate::rules::RuleSet::load(path)?),
+            (None, true) => Some(crate::rules::RuleSet::viet_nam()),
+        };
         let state = AppState {
             inner: Arc::new(Shared {
                 config,
@@ -173,6 +183,7 @@ impl AppState {
                     std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
                 )),
                 batch_slots: Arc::new(tokio::sync::Semaphore::new(MAX_RUNNING_BATCHES)),
+                rules,
             }),
         };
         state.refresh_revocations().map_err(|e| {

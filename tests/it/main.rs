@@ -9,6 +9,7 @@ mod ledger_replay;
 mod pdf_certificate;
 mod pki_hierarchy;
 mod render_cli;
+mod rules_cli;
 mod service_instances;
 mod service_limits;
 mod sign_batch;
