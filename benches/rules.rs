@@ -17,6 +17,10 @@
 //!
 //! Medians: `jq .median.point_estimate target/criterion/rules/<name>/new/estimates.json`
 //! (nanoseconds).
+//!
+//! Measured 2026-11-30 on core 0 of this 2-core machine, shared with other builders (load
+//! average ~11): `viet_nam_passed` 11.3 µs, `viet_nam_failed` 12.6 µs,
+//! `raw_ring_es256_verify` 94.4 µs (the rules cost 0.12× a bare signature check).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -538,7 +538,8 @@ fn validate_at(expr: &Json, at: &mut String, issues: &mut Vec<ValidationIssue>) 
     match expr {
         Json::Bool(_) | Json::String(_) => {}
         Json::Number(n) => {
-            if literal_int(expr).is_none() {
+            // JavaScript's Number.isInteger: any finite whole number, however large.
+            if !n.as_f64().is_some_and(|f| f.is_finite() && f.fract() == 0.0) {
                 issue(at, format!("{n} is a non-integer number"));
             }
         }
