@@ -221,3 +221,18 @@ fn human(v: &Verdict) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use crate::cli::Cli;
+
+    #[test]
+    fn rules_and_country_parse() {
+        let ok = Cli::try_parse_from(["vaxpass", "verify", "--rules", "rules/vn", "--country", "de", "HC1:X"]);
+        assert!(format!("{:?}", ok.unwrap()).contains("country: \"DE\""));
+        assert!(Cli::try_parse_from(["vaxpass", "verify", "--country", "VNM", "HC1:X"]).is_err());
+        assert!(Cli::try_parse_from(["vaxpass", "verify", "--country", "V1", "HC1:X"]).is_err());
+    }
+}
