@@ -62,6 +62,7 @@ pub mod passport;
 pub mod pki;
 pub mod provinces;
 pub mod render;
+pub mod rules;
 pub mod scan;
 pub mod service;
 pub mod store;

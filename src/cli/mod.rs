@@ -6,6 +6,7 @@ mod pki;
 mod render;
 mod report;
 mod retract;
+mod rules;
 mod serve;
 mod sign;
 mod token;
@@ -50,6 +51,9 @@ enum Command {
     Token(token::TokenArgs),
     /// The Ministry's figures by province or facility: signing, rejections, the 48-hour rule.
     Report(report::ReportArgs),
+    /// Entry rules: evaluate CertLogic, check an EU business rule, validate an expression.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
 }
 
 /// Runs a parsed command line. `Ok` carries the exit code (`verify` exits 1 for "not valid").
@@ -64,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Token(args) => token::run(args),
         Command::Report(args) => report::run(args),
+        Command::Rules(cmd) => rules::run(cmd),
     }
 }
 

@@ -15,7 +15,10 @@ use crate::verify::{ReasonCode, Verdict, Verifier};
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:\n  \
     vaxpass verify --trust keys-example 'HC1:NCF…'\n  \
-    vaxpass verify --trust-cert DE_DSC.der --at 2021-06-01T12:00:00Z --json < qr.txt\n\n\
+    vaxpass verify --trust-cert DE_DSC.der --at 2021-06-01T12:00:00Z --json < qr.txt\n  \
+    vaxpass verify --trust keys-example --rules rules/vn --at 2021-09-01T00:00:00Z --json 'HC1:NCF…'\n\n\
+    With --rules, a valid passport also gets an entry decision (\"entry\": passed, failed or\n\
+    open, with the rules that did not pass), evaluated at the --at clock.\n\n\
     Exit status: 0 valid, 1 not valid (the reason code says why), 2 usage or file error.")]
 pub(super) struct VerifyArgs {
     /// Roots, intermediates and facility DSCs to chain (PEM or DER file, or a directory
@@ -45,6 +48,13 @@ pub(super) struct VerifyArgs {
     /// Verify as of this time instead of now (RFC 3339, e.g. 2022-05-11T08:00:00Z).
     #[arg(long, value_name = "RFC3339", value_parser = super::parse_time)]
     at: Option<OffsetDateTime>,
+    /// Entry rules (SPEC §9.2): an EU business-rule file, or a directory of rule and EU
+    /// value-set files (Viet Nam's: rules/vn). A valid passport then gets an entry decision.
+    #[arg(long, value_name = "FILE|DIR")]
+    rules: Option<PathBuf>,
+    /// The arrival country whose acceptance rules apply (ISO 3166 alpha-2).
+    #[arg(long, value_name = "CC", default_value = "VN", value_parser = parse_country)]
+    country: String,
     /// Print one JSON object (SPEC §6) instead of the human summary.
     #[arg(long)]
     json: bool,
@@ -71,10 +81,17 @@ pub(super) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         trust.add_trusted(bundle.roots.into_iter().chain(bundle.intermediates).chain(bundle.dscs).collect());
         revocations.merge(&bundle.revocations);
     }
+    let rules = match &args.rules {
+        Some(p) => Some(crate::rules::RuleSet::load(p)?),
+        None => None,
+    };
     let no_trust = trust.signers().is_empty();
     let verifier = Verifier::new(trust, revocations);
     let text = super::qr_text_arg(args.qr_text)?;
-    let verdict = verifier.verify(&text, at);
+    let mut verdict = verifier.verify(&text, at);
+    if let Some(rules) = &rules {
+        verdict.check_entry(rules, &args.country, at);
+    }
     if args.json {
         let mut line = serde_json::to_vec(&verdict)?;
         line.push(b'\n');
@@ -87,6 +104,16 @@ pub(super) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         super::write_stdout(s.as_bytes())?;
     }
     Ok(if verdict.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `--country`: two capital letters.
+fn parse_country(s: &str) -> Result<String, String> {
+    let upper = s.to_ascii_uppercase();
+    if upper.len() == 2 && upper.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(upper)
+    } else {
+        Err("expected an ISO 3166 alpha-2 country code such as VN".into())
+    }
 }
 
 /// `--trust-list-max-age`: `N` plus a unit (s, m, h, d), at most a year.
@@ -179,6 +206,13 @@ fn human(v: &Verdict) -> String {
             let _ = writeln!(s, "  uvci:    {uvci}");
         }
     }
+    if let Some(entry) = &v.entry {
+        let result = serde_json::to_value(entry.result).ok();
+        let _ = writeln!(s, "  entry:   {}", result.as_ref().and_then(|r| r.as_str()).unwrap_or("?").to_uppercase());
+        for rule in &entry.failed {
+            let _ = writeln!(s, "  {:>8} {} {}", "", rule.identifier, rule.description.en);
+        }
+    }
     if let Some(signer) = &v.signer {
         let _ = writeln!(s, "  signer:  {} (kid {})", signer.subject, signer.kid);
         for (i, subject) in signer.chain.iter().enumerate().skip(1) {
@@ -186,4 +220,19 @@ fn human(v: &Verdict) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use crate::cli::Cli;
+
+    #[test]
+    fn rules_and_country_parse() {
+        let ok = Cli::try_parse_from(["vaxpass", "verify", "--rules", "rules/vn", "--country", "de", "HC1:X"]);
+        assert!(format!("{:?}", ok.unwrap()).contains("country: \"DE\""));
+        assert!(Cli::try_parse_from(["vaxpass", "verify", "--country", "VNM", "HC1:X"]).is_err());
+        assert!(Cli::try_parse_from(["vaxpass", "verify", "--country", "V1", "HC1:X"]).is_err());
+    }
 }

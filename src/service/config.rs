@@ -81,6 +81,14 @@ pub struct Config {
     /// A separate address (e.g. on the operators' network) serving `GET /metrics` and
     /// `GET /healthz` without a token; `/metrics` is then not served on `listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// Entry rules (SPEC §9.2) evaluated for every valid passport `POST /api/v1/verify`
+    /// answers: an EU business-rule file, or a directory of rule and EU value-set files.
+    /// Absent: Viet Nam's entry rules as shipped in `rules/vn` (built into the binary).
+    pub rules: Option<PathBuf>,
+    /// The arrival country whose acceptance rules apply (ISO 3166 alpha-2).
+    pub rules_country: String,
+    /// Whether verdicts carry an entry decision at all.
+    pub entry_rules: bool,
 }
 
 impl Default for Config {
@@ -108,6 +116,9 @@ impl Default for Config {
             lookup_slowdown_ms: 3_000,
             metrics_token_sha256: None,
             metrics_listen: None,
+            rules: None,
+            rules_country: "VN".to_owned(),
+            entry_rules: true,
         }
     }
 }
@@ -168,6 +179,9 @@ impl Config {
         if let Some(v) = env("VAXPASS_REGISTRY") {
             config.registry = Some(v.into());
         }
+        if let Some(v) = env("VAXPASS_RULES") {
+            config.rules = Some(v.into());
+        }
         if let Some(token) = env("VAXPASS_ADMIN_TOKEN") {
             config.admin_token_sha256 = Some(sha256_hex(token.as_bytes()));
         }
@@ -193,6 +207,7 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.db, "sqlite://vaxpass.db");
         assert_eq!(c.keys, PathBuf::from("keys-example"));
+        assert_eq!((c.rules, c.rules_country.as_str(), c.entry_rules), (None, "VN", true));
     }
 
     #[test]

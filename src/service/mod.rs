@@ -78,6 +78,8 @@ struct Shared {
     batch_slots: Arc<tokio::sync::Semaphore>,
     /// A fixed clock (Unix seconds) set by `serve --at` or a test, or [`SYSTEM_CLOCK`].
     clock: std::sync::atomic::AtomicI64,
+    /// The entry rules verdicts are checked against (SPEC §9.2), unless switched off.
+    rules: Option<crate::rules::RuleSet>,
 }
 
 /// [`Shared::clock`] when the service reads the system clock.
@@ -120,6 +122,9 @@ pub enum StartError {
     /// The revocations could not be read.
     #[error("reading the revocations: {0}")]
     Revocations(String),
+    /// The entry rules could not be loaded.
+    #[error("entry rules: {0}")]
+    Rules(#[from] crate::rules::RuleError),
 }
 
 impl AppState {
@@ -165,6 +170,11 @@ impl AppState {
                 }
             }
         };
+        let rules = match (&config.rules, config.entry_rules) {
+            (_, false) => None,
+            (Some(path), true) => Some(crate::rules::RuleSet::load(path)?),
+            (None, true) => Some(crate::rules::RuleSet::viet_nam()),
+        };
         let state = AppState {
             inner: Arc::new(Shared {
                 config,
@@ -183,6 +193,7 @@ impl AppState {
                 )),
                 batch_slots: Arc::new(tokio::sync::Semaphore::new(MAX_RUNNING_BATCHES)),
                 clock: std::sync::atomic::AtomicI64::new(SYSTEM_CLOCK),
+                rules,
             }),
         };
         state.refresh_revocations().map_err(|e| {

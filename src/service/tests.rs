@@ -123,7 +123,17 @@ async fn verify_answers_the_spec_object_and_never_500() {
     let v = verify(&f.state, &f.passports[0].hc1).await;
     assert_eq!((v["valid"].clone(), v["reason"].clone()), (json!(true), json!("OK")));
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys.len(), 7, "{keys:?}");
+    // SPEC §6's seven keys and §9.2's entry decision (the shipped Viet Nam rules): An's
+    // 2/2 AstraZeneca passes, Bình's 1/2 Pfizer fails "complete primary series".
+    assert_eq!(keys.len(), 8, "{keys:?}");
+    let mut entries = Vec::new();
+    for p in &f.passports {
+        entries.push(verify(&f.state, &p.hc1).await["entry"].clone());
+    }
+    entries.sort_by_key(|e| e["result"].to_string());
+    assert_eq!(entries[0]["result"], "failed", "{entries:?}");
+    assert_eq!(entries[0]["failed"][0]["identifier"], "VR-VN-0002");
+    assert_eq!(entries[1], json!({"result": "passed", "failed": []}));
     assert_eq!(v["signer"]["facility_code"], "01001");
     assert_eq!(v["signer"]["chain"].as_array().unwrap().len(), 3);
 
@@ -135,6 +145,29 @@ async fn verify_answers_the_spec_object_and_never_500() {
     let huge = json!({"qr": "A".repeat(100_000)});
     let (status, _) = call(&f.state, post_json("/api/v1/verify", &huge, None)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn verify_uses_the_configured_entry_rules() {
+    // A rule set whose only rule fails every vaccination certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let rule = json!({"Identifier": "VR-VN-0100", "Type": "Acceptance", "Country": "VN", "Version": "1.0.0",
+        "CertificateType": "Vaccination", "Description": [{"lang": "vi", "desc": "Không chấp nhận chứng nhận tiêm chủng."},
+        {"lang": "en", "desc": "Vaccination certificates are not accepted."}], "ValidFrom": "2021-01-01T00:00:00Z",
+        "ValidTo": "2099-01-01T00:00:00Z", "AffectedFields": ["v"], "Logic": {"!": [{"var": "payload.v.0"}]}});
+    std::fs::write(dir.path().join("rule.json"), rule.to_string()).unwrap();
+    let path = dir.path().to_owned();
+    let f = fixture(move |c| c.rules = Some(path));
+    let v = verify(&f.state, &f.passports[0].hc1).await;
+    assert_eq!(v["entry"]["result"], "failed");
+    assert_eq!(v["entry"]["failed"][0]["description"]["vi"], "Không chấp nhận chứng nhận tiêm chủng.");
+    // Switched off: no entry decision. For another arrival country: no rule applies.
+    let off = fixture(|c| c.entry_rules = false);
+    assert!(verify(&off.state, &off.passports[0].hc1).await.get("entry").is_none());
+    let de = fixture(|c| c.rules_country = "DE".into());
+    for p in &de.passports {
+        assert_eq!(verify(&de.state, &p.hc1).await["entry"]["result"], "passed");
+    }
 }
 
 #[tokio::test]

@@ -68,8 +68,13 @@ async fn verify(State(state): State<AppState>, request: Request) -> Result<Json<
             .map_err(|e| ApiError::BadRequest(format!("expected a JSON body {{\"qr\": \"HC1:…\"}} ({e})")))?;
         req.qr
     };
-    // ~60 µs of ECDSA: cheaper to run here than to hand to the blocking pool.
-    let verdict = state.verifier().verify(&text, OffsetDateTime::now_utc());
+    // ~60 µs of ECDSA and a few µs of entry rules: cheaper to run here than to hand to the
+    // blocking pool.
+    let now = OffsetDateTime::now_utc();
+    let mut verdict = state.verifier().verify(&text, now);
+    if let Some(rules) = &state.inner.rules {
+        verdict.check_entry(rules, &state.inner.config.rules_country, now);
+    }
     state.inner.metrics.verification(verdict.reason.as_str());
     Ok(Json(verdict))
 }

@@ -51,12 +51,32 @@ pub struct Verdict {
     pub iat: Option<f64>,
     /// `exp`, Unix seconds.
     pub exp: Option<f64>,
+    /// The entry decision of SPEC §9.2, when entry rules were evaluated (valid
+    /// certificates only: rules never read content whose signature did not verify).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<crate::rules::Entry>,
 }
 
 impl Verdict {
     /// The UVCI (`ci`) of the certificate's entry, when the payload could be read.
     pub fn uvci(&self) -> Option<&str> {
         uvci_of(self.payload.as_ref()?)
+    }
+
+    /// Evaluates entry rules for arrival in `country` at `at` over the payload of a valid
+    /// verdict and records the decision in `entry`; a verdict that is not valid is left
+    /// without one.
+    pub fn check_entry(&mut self, rules: &crate::rules::RuleSet, country: &str, at: OffsetDateTime) {
+        let Some(payload) = self.payload.as_ref().filter(|_| self.valid) else { return };
+        let issuer = ["v", "t", "r"].iter().find_map(|k| payload.get(k)?.get(0)?.get("co")?.as_str());
+        let external = crate::rules::External {
+            validation_clock: at,
+            country_code: country.to_owned(),
+            issuer_country_code: issuer.map(str::to_owned),
+            exp: self.exp,
+            iat: self.iat,
+        };
+        self.entry = Some(rules.evaluate(payload, &external));
     }
 
     fn rejected(reason: ReasonCode, detail: impl Into<String>) -> Verdict {
@@ -69,6 +89,7 @@ impl Verdict {
             signer: None,
             iat: None,
             exp: None,
+            entry: None,
         }
     }
 }

@@ -10,7 +10,10 @@ text and for an uploaded photo; on /passport the QR image and download links aft
 and the "not found" message for a wrong claim code; on /passport a citizen's report of a
 problem and its status; on /station a facility's upload with its rejected rows and its queue
 of correction requests, overdue ones in red, closed with a note; on /dashboard charts that
-carry the numbers of /api/v1/stats. Screenshots go to target/e2e-*.png, and where the DOM
+carry the numbers of /api/v1/stats. The border's /verify page is also driven through
+Chromium's fake camera (a Y4M clip of a QR code rendered by `vaxpass render`: the page reads
+it continuously, with no photo taken) and a handheld scanner's keystrokes (the code, then
+Enter), with green and yellow answers. Screenshots go to target/e2e-*.png, and where the DOM
 cannot tell (a colour actually drawn) the test reads the screenshot's pixels. Prints
 `N passed, M failed` last.
 """
@@ -29,6 +32,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/debug/vaxpass"))
 KEYS = os.path.join(ROOT, "keys-example")
 REGISTRY = "id_number,old_id,full_name,dob,sex\n001090000123,,Nguyễn Văn An,1990-05-02,M\n"
+# A second person with one dose of a two-dose series: a valid passport that fails the entry
+# rule "complete primary series or booster" (rules/vn/VR-VN-0002.json).
+REGISTRY_ONE_DOSE = "id_number,old_id,full_name,dob,sex\n001192000456,,Trần Thị Bình,1992-03-04,F\n"
+DOSES_ONE_DOSE = ("record_id,facility_code,id_number,full_name,dob,sex,nationality,phone,vaccine,lot,dose_number,vaccination_date\n"
+                  "R9,01001,001192000456,Trần Thị Bình,04/03/1992,Nữ,,,AstraZeneca,,,2021-07-01\n")
 DOSES = ("record_id,facility_code,id_number,full_name,dob,sex,nationality,phone,vaccine,lot,dose_number,vaccination_date\n"
          "R1,01001,001090000123,Nguyen Van An,02/05/1990,Nam,,,AstraZeneca,,,2021-07-01\n"
          "R2,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,Pfizer,,,2021-10-01\n")
@@ -121,12 +129,12 @@ def wait_http(url, seconds=15):
 class Browser:
     """The few WebDriver commands the tests need."""
 
-    def __init__(self, driver, profile):
+    def __init__(self, driver, profile, extra_args=()):
         caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     f"--user-data-dir={profile}", "--window-size=412,915"]}}}}
+                     f"--user-data-dir={profile}", "--window-size=412,915", *extra_args]}}}}
         self.base = driver
         self.session = http("POST", f"{driver}/session", caps)["value"]["sessionId"]
 
@@ -177,6 +185,13 @@ class Browser:
             time.sleep(0.1)
         raise AssertionError(f"{css}: {last!r}")
 
+    def keys(self, text):
+        """Types `text` into whatever has the focus, as a keyboard (or a handheld scanner) does."""
+        actions = []
+        for ch in text:
+            actions += [{"type": "keyDown", "value": ch}, {"type": "keyUp", "value": ch}]
+        self.cmd("POST", "/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})
+
     def screenshot(self, path):
         import base64
         with open(path, "wb") as fh:
@@ -187,6 +202,65 @@ class Browser:
             http("DELETE", f"{self.base}/session/{self.session}")
         except Exception:
             pass
+
+
+def png_pixels(path):
+    """The grey levels of an 8-bit PNG (what `vaxpass render --format png` writes), as rows."""
+    import struct
+    import zlib
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    width, height, depth, color = header[:4]
+    assert depth == 8 and color in (0, 2, 4, 6), header
+    bpp = {0: 1, 2: 3, 4: 2, 6: 4}[color]
+    raw, stride, rows, prev = zlib.decompress(idat), width * bpp, [], bytearray(width * bpp)
+    for y in range(height):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append([line[x * bpp] for x in range(width)])
+        prev = line
+    return rows
+
+
+def qr_video(png, out, width=640, height=480):
+    """A Y4M clip (Chromium's fake camera input) of one grey frame showing the QR code of
+    `png`, scaled to fit with a white border, as a phone camera held over a passport sees it."""
+    pixels = png_pixels(png)
+    size = min(width, height) - 40
+    scale = size / len(pixels)
+    left, top = (width - size) // 2, (height - size) // 2
+    luma = bytearray([235]) * (width * height)
+    for y in range(size):
+        row = pixels[int(y / scale)]
+        base = (top + y) * width + left
+        for x in range(size):
+            luma[base + x] = 16 if row[int(x / scale)] < 128 else 235
+    chroma = bytes([128]) * (width // 2 * height // 2 * 2)
+    with open(out, "wb") as fh:
+        fh.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(2):
+            fh.write(b"FRAME\n" + bytes(luma) + chroma)
 
 
 def main():
@@ -203,6 +277,17 @@ def main():
     passport = json.loads(open(f"{work}/out/passports.jsonl", encoding="utf-8").readline())
     photo = os.path.join(work, "qr.png")
     subprocess.run([BIN, "render", "--format", "png", "--out", photo, passport["hc1"]], check=True)
+    one_dose_dir = os.path.join(work, "one-dose")
+    os.mkdir(one_dose_dir)
+    with open(os.path.join(one_dose_dir, "registry.csv"), "w", encoding="utf-8") as fh:
+        fh.write(REGISTRY_ONE_DOSE)
+    with open(os.path.join(one_dose_dir, "doses.csv"), "w", encoding="utf-8") as fh:
+        fh.write(DOSES_ONE_DOSE)
+    subprocess.run([BIN, "sign", "--key", f"{KEYS}/facility-01001/key.pem", "--cert", f"{KEYS}/facility-01001/cert.pem",
+                    "--input", f"{one_dose_dir}/doses.csv", "--registry", f"{one_dose_dir}/registry.csv",
+                    "--out", f"{one_dose_dir}/out", "--db", f"sqlite://{one_dose_dir}/v.db", "--secret", secret, "--json"],
+                   check=True, stdout=subprocess.DEVNULL)
+    one_dose = json.loads(open(f"{one_dose_dir}/out/passports.jsonl", encoding="utf-8").readline())
 
     with open(os.path.join(work, "upload.csv"), "w", encoding="utf-8") as fh:
         fh.write(UPLOAD)
@@ -374,8 +459,49 @@ def main():
             n = count_color(shot, hex_rgb("#27ae60"))
             assert n > 100, f"compliance bars not drawn ({n} pixels)"
 
+
+        def camera_reads_the_qr_code_continuously_and_shows_green():
+            # Chromium's fake camera plays a clip of the passport's QR code; nobody takes a photo.
+            video = os.path.join(work, "qr.y4m")
+            qr_video(photo, video)
+            camera = Browser(f"http://127.0.0.1:{driver_port}", os.path.join(work, "profile-camera"), [
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={video}", "--autoplay-policy=no-user-gesture-required"])
+            try:
+                camera.go(f"{site}/verify")
+                verdict = camera.wait_text("#verdict", bool, seconds=30)
+                colour = camera.script("return document.getElementById('result').className;")
+                assert "HỢP LỆ · VALID" in verdict and colour == "green", (verdict, colour, camera.text("#entry"))
+                details = camera.text("#details")
+                assert "Nguyễn Văn An" in details and "1990-05-02" in details, details
+                # Doses by product name, not by code.
+                assert "Vaxzevria (AstraZeneca)" in details and "Comirnaty (Pfizer-BioNTech)" in details, details
+                assert "EU/1/20/1528" not in details, details
+                camera.screenshot(os.path.join(ROOT, "target", "e2e-verify-camera.png"))
+            finally:
+                camera.quit()
+
+        def handheld_scanner_shows_a_failed_entry_rule_in_yellow():
+            # The scanner types the code and Enter into the page, wherever the focus is.
+            browser.go(f"{site}/verify")
+            browser.keys(one_dose["hc1"] + "\uE007")
+            verdict = browser.wait_text("#verdict", bool)
+            colour = browser.script("return document.getElementById('result').className;")
+            assert "VALID, ENTRY RULES NOT MET" in verdict and colour == "yellow", (verdict, colour)
+            entry = browser.text("#entry")
+            assert "VR-VN-0002" in entry and "liều cơ bản" in entry and "primary series" in entry, entry
+            assert "Trần Thị Bình" in browser.text("#details")
+            browser.screenshot(os.path.join(ROOT, "target", "e2e-verify-yellow.png"))
+
+        def scanner_enter_in_the_text_box_submits():
+            browser.go(f"{site}/verify")
+            browser.type("#qr", passport["hc1"] + "\uE007")
+            assert "HỢP LỆ · VALID" in browser.wait_text("#verdict", bool)
+
         for test in [pasted_passport_shows_valid_and_the_name, altered_passport_shows_not_valid_and_why,
                      uploaded_photo_is_read, passport_page_finds_and_offers_downloads, wrong_claim_code_is_not_found,
+                     camera_reads_the_qr_code_continuously_and_shows_green,
+                     handheld_scanner_shows_a_failed_entry_rule_in_yellow, scanner_enter_in_the_text_box_submits,
                      citizen_reports_a_problem_and_checks_it, station_uploads_a_batch_and_sees_its_rejections,
                      station_shows_overdue_requests_in_red_and_resolves_one, dashboard_draws_the_numbers_of_stats]:
             try:

@@ -12,6 +12,7 @@ mod pkcs11_token;
 mod pki_expiry;
 mod pki_hierarchy;
 mod render_cli;
+mod rules_cli;
 mod service_instances;
 mod service_limits;
 mod sign_batch;
