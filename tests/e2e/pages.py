@@ -52,8 +52,9 @@ UPLOAD = ("record_id,facility_code,id_number,full_name,dob,sex,nationality,phone
 
 
 def png_pixels(path):
-    """(width, height, rows of (r, g, b) tuples) of an 8-bit RGB or RGBA, non-interlaced PNG, as
-    Chromium writes screenshots; standard library only."""
+    """(width, height, rows of (r, g, b) tuples) of an 8-bit, non-interlaced PNG: RGB or RGBA
+    as Chromium writes screenshots, grey as `vaxpass render` writes QR codes; standard library
+    only."""
     data = open(path, "rb").read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, width = 8, b"", 0
@@ -63,8 +64,8 @@ def png_pixels(path):
         if kind == b"IHDR":
             width, height = int.from_bytes(body[0:4], "big"), int.from_bytes(body[4:8], "big")
             depth, color, interlace = body[8], body[9], body[12]
-            assert depth == 8 and color in (2, 6) and interlace == 0, (depth, color, interlace)
-            bpp = 3 if color == 2 else 4
+            assert depth == 8 and color in (0, 2, 4, 6) and interlace == 0, (depth, color, interlace)
+            bpp = {0: 1, 2: 3, 4: 2, 6: 4}[color]
         elif kind == b"IDAT":
             idat += body
         pos += 12 + length
@@ -84,7 +85,10 @@ def png_pixels(path):
                 p = a + b - c
                 pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        rows.append([tuple(line[x * bpp:x * bpp + 3]) for x in range(width)])
+        if bpp < 3:
+            rows.append([(line[x * bpp],) * 3 for x in range(width)])
+        else:
+            rows.append([tuple(line[x * bpp:x * bpp + 3]) for x in range(width)])
         prev = line
     return width, height, rows
 
@@ -204,49 +208,15 @@ class Browser:
             pass
 
 
-def png_pixels(path):
+def png_grey(path):
     """The grey levels of an 8-bit PNG (what `vaxpass render --format png` writes), as rows."""
-    import struct
-    import zlib
-    data = open(path, "rb").read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, header = 8, b"", None
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    width, height, depth, color = header[:4]
-    assert depth == 8 and color in (0, 2, 4, 6), header
-    bpp = {0: 1, 2: 3, 4: 2, 6: 4}[color]
-    raw, stride, rows, prev = zlib.decompress(idat), width * bpp, [], bytearray(width * bpp)
-    for y in range(height):
-        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - bpp] if i >= bpp else 0
-            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
-            if f == 1:
-                line[i] = (line[i] + a) & 255
-            elif f == 2:
-                line[i] = (line[i] + b) & 255
-            elif f == 3:
-                line[i] = (line[i] + (a + b) // 2) & 255
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        rows.append([line[x * bpp] for x in range(width)])
-        prev = line
-    return rows
+    return [[px[0] for px in row] for row in png_pixels(path)[2]]
 
 
 def qr_video(png, out, width=640, height=480):
     """A Y4M clip (Chromium's fake camera input) of one grey frame showing the QR code of
     `png`, scaled to fit with a white border, as a phone camera held over a passport sees it."""
-    pixels = png_pixels(png)
+    pixels = png_grey(png)
     size = min(width, height) - 40
     scale = size / len(pixels)
     left, top = (width - size) // 2, (height - size) // 2
