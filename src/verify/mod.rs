@@ -20,6 +20,11 @@ pub use reason::ReasonCode;
 pub use shc::{DirectoryError, MAX_SHC_INFLATED_LEN, SHC_PREFIX, ShcDirectory};
 pub use vdsnc::MAX_SEAL_LEN;
 
+/// A signed SMART Health Card and the issuer directory (JSON) that trusts it, for the
+/// shells' tests.
+#[cfg(test)]
+pub(crate) use shc::tests::signed_test_card;
+
 use serde::Serialize;
 use time::OffsetDateTime;
 

@@ -480,4 +480,4 @@ fn normalise(payload: &Value, read: &mut Read) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

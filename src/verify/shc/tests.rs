@@ -80,6 +80,14 @@ fn at(secs: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(secs).unwrap()
 }
 
+/// A card signed by a fresh issuer, valid from [`NBF`] without end, and the issuer directory
+/// (JSON) that trusts it: for tests of the shells (service, CLI).
+pub(crate) fn signed_test_card() -> (String, String) {
+    let i = issuer();
+    let doc = json!({"participating_issuers": [{"iss": ISS, "name": "Example", "keys": [i.jwk]}]});
+    (card(&i, &payload()), doc.to_string())
+}
+
 #[test]
 fn a_signed_card_verifies_with_its_holder_and_doses_oldest_first() {
     let i = issuer();
