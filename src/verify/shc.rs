@@ -396,6 +396,11 @@ fn check_content(payload: &Value, read: &mut Read) -> Result<(), Failure> {
         if !resource.get("occurrenceDateTime").is_some_and(Value::is_string) {
             return Err(schema("an Immunization has no occurrenceDateTime"));
         }
+        // occurrence[x] is a FHIR choice: one of its forms only.
+        let forms = resource.as_object().map_or(0, |o| o.keys().filter(|k| k.starts_with("occurrence")).count());
+        if forms > 1 {
+            return Err(schema("an Immunization has more than one occurrence[x]"));
+        }
     }
     Ok(())
 }

@@ -168,11 +168,15 @@ impl SealTrust {
         if !rest.is_empty() {
             return None;
         }
-        // By issuer name first; a CSCA that spells its name differently is still found by
-        // its signature.
-        let by_name = self.cscas.iter().filter(|c| c.subject_raw == x.issuer().as_raw());
-        let csca = by_name
-            .chain(self.cscas.iter().filter(|c| c.subject_raw != x.issuer().as_raw()))
+        // The CSCAs named as issuer: by the name's bytes, or its text when a CSCA encodes the
+        // same name with other string types. Never every CSCA: a made-up certificate must
+        // not cost one signature check per pinned CSCA.
+        let issuer_raw = x.issuer().as_raw();
+        let issuer_text = x.issuer().to_string();
+        let csca = self
+            .cscas
+            .iter()
+            .filter(|c| c.subject_raw == issuer_raw || c.subject == issuer_text)
             .find(|c| issued_by(&x, &c.key))
             .map(|c| (c.subject.clone(), c.validity));
         let signer = Arc::new(SealSigner {

@@ -191,6 +191,12 @@ fn signed_content_without_the_health_card_shape_is_refused() {
     p["vc"]["credentialSubject"]["fhirBundle"]["entry"][0]["resource"]["birthDate"] = json!("");
     assert_eq!(verify(&card(&i, &p), &dir, at(NBF)).reason, ReasonCode::SchemaValidationFailed);
     let mut p = payload();
+    p["vc"]["credentialSubject"]["fhirBundle"]["entry"][1]["resource"]["occurrenceString"] = json!("2021-01-29");
+    assert_eq!(verify(&card(&i, &p), &dir, at(NBF)).reason, ReasonCode::SchemaValidationFailed);
+    let mut p = payload();
+    p["vc"]["credentialSubject"]["fhirBundle"]["entry"][1]["resource"]["vaccineCode"] = json!({"text": "COVID-19"});
+    assert_eq!(verify(&card(&i, &p), &dir, at(NBF)).reason, ReasonCode::SchemaValidationFailed);
+    let mut p = payload();
     p.as_object_mut().unwrap().remove("nbf");
     assert_eq!(verify(&card(&i, &p), &dir, at(NBF)).reason, ReasonCode::SchemaValidationFailed);
 }
