@@ -188,17 +188,16 @@ fn numeric_to_jws(text: &str) -> Result<String, Failure> {
     if body.is_empty() || body.len() % 2 != 0 || !body.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid("the text after shc:/ is not an even number of digits"));
     }
-    body.as_bytes()
-        .chunks_exact(2)
-        .map(|p| {
-            let v = (p[0] - b'0') * 10 + (p[1] - b'0');
-            if v > b'z' - 45 {
-                Err(invalid("a digit pair is above 77, outside the JWS alphabet"))
-            } else {
-                Ok(char::from(v + 45))
-            }
-        })
-        .collect()
+    let mut jws = Vec::with_capacity(body.len() / 2);
+    for p in body.as_bytes().chunks_exact(2) {
+        let v = (p[0] - b'0') * 10 + (p[1] - b'0');
+        if v > b'z' - 45 {
+            return Err(invalid("a digit pair is above 77, outside the JWS alphabet"));
+        }
+        jws.push(v + 45);
+    }
+    // Every byte is in 45..=122: ASCII.
+    String::from_utf8(jws).map_err(|_| invalid("not ASCII"))
 }
 
 /// `N/M/rest` of a chunked SHC, when `body` starts with one.

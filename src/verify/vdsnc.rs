@@ -134,6 +134,8 @@ struct SealSigner {
     country: Option<String>,
     /// The issuing CSCA: its subject and validity; `None` when no pinned CSCA issued it.
     csca: Option<(String, (i64, i64))>,
+    /// SHA-256(DER)[0..8], base64, as a DCC kid is written.
+    kid: String,
 }
 
 /// The country signing CAs seals are checked against, and the signers already checked.
@@ -185,6 +187,8 @@ impl SealTrust {
             validity: (x.validity().not_before.timestamp(), x.validity().not_after.timestamp()),
             country: x.subject().iter_country().next().and_then(|a| a.as_str().ok()).map(str::to_ascii_uppercase),
             csca,
+            kid: base64::engine::general_purpose::STANDARD
+                .encode(&ring::digest::digest(&ring::digest::SHA256, der).as_ref()[..8]),
         });
         if let Ok(mut cache) = self.signers.write() {
             if cache.len() >= MAX_CACHED_SIGNERS {
@@ -198,6 +202,10 @@ impl SealTrust {
 
 /// base64url as the seals write it, with or without padding; the standard alphabet too.
 fn b64(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    if !s.contains(['+', '/']) {
+        return base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok();
+    }
     let cleaned: String = s
         .trim_end_matches('=')
         .chars()
@@ -300,13 +308,8 @@ fn check(
     if let Some((csca, _)) = &signer.csca {
         chain.push(csca.clone());
     }
-    read.signer = Some(SignerInfo {
-        kid: base64::engine::general_purpose::STANDARD
-            .encode(&ring::digest::digest(&ring::digest::SHA256, &cer).as_ref()[..8]),
-        subject: signer.subject.clone(),
-        facility_code: None,
-        chain,
-    });
+    read.signer =
+        Some(SignerInfo { kid: signer.kid.clone(), subject: signer.subject.clone(), facility_code: None, chain });
 
     let issuing = check_schema(data)?;
     let (not_before, not_after) = signer.validity;
