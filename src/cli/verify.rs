@@ -10,12 +10,16 @@ use time::OffsetDateTime;
 
 use crate::pki::bundle::{self, TrustBundle};
 use crate::pki::{Revocations, TrustStore};
-use crate::verify::{ReasonCode, Verdict, Verifier};
+use crate::verify::{ReasonCode, ShcDirectory, Verdict, Verifier};
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:\n  \
     vaxpass verify --trust keys-example 'HC1:NCF…'\n  \
     vaxpass verify --trust-cert DE_DSC.der --at 2021-06-01T12:00:00Z --json < qr.txt\n  \
+    vaxpass verify --trust-issuers issuers.json --json 'shc:/5676290952…'\n  \
+    vaxpass verify --trust-cert AU_CSCA.pem --json < seal.json\n\n\
+    The format is detected from the text: EU DCC (HC1:), SMART Health Card (shc:/), or an\n\
+    ICAO VDS-NC seal (its JSON).\n\n\
     vaxpass verify --trust keys-example --rules rules/vn --at 2021-09-01T00:00:00Z --json 'HC1:NCF…'\n\n\
     With --rules, a valid passport also gets an entry decision (\"entry\": passed, failed or\n\
     open, with the rules that did not pass), evaluated at the --at clock.\n\n\
@@ -25,10 +29,16 @@ pub(super) struct VerifyArgs {
     /// searched for *.pem/*.crt/*.cer/*.der). Repeatable.
     #[arg(long, value_name = "FILE|DIR")]
     trust: Vec<PathBuf>,
-    /// A signer certificate trusted as is, without a chain (the EU flat trust list model,
-    /// for foreign passports); DER or PEM. Repeatable.
+    /// Foreign trust material: for EU DCCs a signer certificate trusted as is, without a
+    /// chain (the EU flat trust list model); for ICAO VDS-NC seals the country signing CA
+    /// the seal's signer must chain to. DER, PEM (a bundle too) or an EU gateway trust-list
+    /// export (JSON array of {kid, country, certificateType, rawData}). Repeatable.
     #[arg(long = "trust-cert", value_name = "FILE")]
     trust_cert: Vec<PathBuf>,
+    /// Trusted SMART Health Card issuers: JSON {"participating_issuers": [{"iss", "name",
+    /// "keys": [JWK…], "crls": [{"kid", "method": "rid", "ctr", "rids": […]}]}]}. Repeatable.
+    #[arg(long = "trust-issuers", value_name = "FILE")]
+    trust_issuers: Vec<PathBuf>,
     /// A signed trust list downloaded from GET /api/v1/trust-list: its signer and every
     /// certificate it carries must chain to a root given with --trust (it cannot add roots);
     /// its DSCs and revocations are then used. A list older than --trust-list-max-age, dated
@@ -58,7 +68,8 @@ pub(super) struct VerifyArgs {
     /// Print one JSON object (SPEC §6) instead of the human summary.
     #[arg(long)]
     json: bool,
-    /// The QR text (HC1:…); read from standard input when absent or `-`.
+    /// The QR text (HC1:…, shc:/…, or a VDS-NC seal's JSON); read from standard input when
+    /// absent or `-`.
     qr_text: Option<String>,
 }
 
@@ -86,7 +97,11 @@ pub(super) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let no_trust = trust.signers().is_empty();
-    let verifier = Verifier::new(trust, revocations);
+    let mut issuers = ShcDirectory::default();
+    for p in &args.trust_issuers {
+        issuers.merge(ShcDirectory::load(p)?);
+    }
+    let verifier = Verifier::new(trust, revocations).with_issuers(issuers);
     let text = super::qr_text_arg(args.qr_text)?;
     let mut verdict = verifier.verify(&text, at);
     if let Some(rules) = &rules {
@@ -163,10 +178,6 @@ fn load_trust_list(
     Ok(bundle)
 }
 
-fn field<'a>(v: &'a serde_json::Value, path: &[&str]) -> Option<&'a str> {
-    path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
-}
-
 /// The human summary: verdict and reason first, then who and what.
 fn human(v: &Verdict) -> String {
     use std::fmt::Write as _;
@@ -179,32 +190,26 @@ fn human(v: &Verdict) -> String {
             let _ = writeln!(s, "  why:     {d}");
         }
     }
-    if let Some(p) = &v.payload {
-        let name =
-            [field(p, &["nam", "fn"]), field(p, &["nam", "gn"])].into_iter().flatten().collect::<Vec<_>>().join(" ");
-        let _ = writeln!(s, "  name:    {name}");
-        if let Some(dob) = field(p, &["dob"]) {
+    if let Some(format) = v.format {
+        let name = match format {
+            crate::verify::Format::Dcc => "EU DCC",
+            crate::verify::Format::Shc => "SMART Health Card",
+            crate::verify::Format::VdsNc => "ICAO VDS-NC",
+        };
+        let _ = writeln!(s, "  format:  {name}");
+    }
+    if let Some(h) = &v.holder {
+        let _ = writeln!(s, "  name:    {}", h.name);
+        if let Some(dob) = &h.dob {
             let _ = writeln!(s, "  born:    {dob}");
         }
-        let doses: Vec<&serde_json::Value> = v
-            .history
-            .iter()
-            .flat_map(|h| h.as_array().into_iter().flatten())
-            .chain(p.get("v").and_then(|e| e.as_array()).into_iter().flatten())
-            .collect();
-        for d in doses {
-            let _ = writeln!(
-                s,
-                "  dose:    {}/{} {} {}",
-                d.get("dn").map(|x| x.to_string()).unwrap_or_default(),
-                d.get("sd").map(|x| x.to_string()).unwrap_or_default(),
-                field(d, &["dt"]).unwrap_or("?"),
-                field(d, &["mp"]).unwrap_or("?"),
-            );
-        }
-        if let Some(uvci) = v.uvci() {
-            let _ = writeln!(s, "  uvci:    {uvci}");
-        }
+    }
+    for d in &v.vaccinations {
+        let number = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
+        let _ = writeln!(s, "  dose:    {}/{} {} {}", number(d.dose), number(d.series), d.date, d.product);
+    }
+    if let Some(uvci) = v.uvci() {
+        let _ = writeln!(s, "  uvci:    {uvci}");
     }
     if let Some(entry) = &v.entry {
         let result = serde_json::to_value(entry.result).ok();

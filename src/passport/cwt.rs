@@ -217,7 +217,8 @@ pub fn check_schema(dcc: &serde_json::Value) -> Result<CertificateKind, DecodeEr
     for (field, k) in
         [("v", CertificateKind::Vaccination), ("t", CertificateKind::Test), ("r", CertificateKind::Recovery)]
     {
-        let Some(entries) = obj.get(field) else { continue };
+        // Schema 1.0.x writers put `null` for the absent groups (`"t": null`): absent.
+        let Some(entries) = obj.get(field).filter(|e| !e.is_null()) else { continue };
         let ok = entries.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|e| e.is_object()));
         if !ok {
             return Err(DecodeError::Schema("v/t/r is not a non-empty array of objects"));
@@ -310,6 +311,8 @@ mod tests {
         assert_eq!(check_schema(&ok), Ok(CertificateKind::Vaccination));
         let t = json!({"ver": "1.0.0", "nam": {}, "dob": "", "t": [{}]});
         assert_eq!(check_schema(&t), Ok(CertificateKind::Test));
+        let nulls = json!({"ver": "1.0.0", "nam": {}, "dob": "", "v": [{}], "t": null, "r": null});
+        assert_eq!(check_schema(&nulls), Ok(CertificateKind::Vaccination));
         for bad in [
             json!([]),
             json!({"nam": {}, "dob": "", "v": [{}]}),

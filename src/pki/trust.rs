@@ -92,6 +92,33 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), FileError> {
     Ok(())
 }
 
+/// The DSCs of an EU gateway trust-list export. Each entry's `rawData` is the DER in
+/// standard base64; its `kid` is not trusted but recomputed from the DER (hcert §3.3.1).
+fn gateway_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, String> {
+    use base64::Engine as _;
+    let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not a trust-list export: {e}"))?;
+    let items = doc
+        .as_array()
+        .or_else(|| doc.get("certificates").and_then(serde_json::Value::as_array))
+        .ok_or("not a trust-list export: expected a JSON array of {kid, country, certificateType, rawData}")?;
+    let mut certs = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let kind = item.get("certificateType").and_then(serde_json::Value::as_str).unwrap_or("DSC");
+        if !kind.eq_ignore_ascii_case("DSC") {
+            continue;
+        }
+        let raw = item
+            .get("rawData")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| format!("trust-list entry {i} has no rawData"))?;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .map_err(|_| format!("trust-list entry {i}: rawData is not base64"))?;
+        certs.push(Certificate::from_der(&der).map_err(|e| format!("trust-list entry {i}: {e}"))?);
+    }
+    Ok(certs)
+}
+
 impl TrustStore {
     /// An empty store.
     pub fn new() -> TrustStore {
@@ -141,10 +168,17 @@ impl TrustStore {
         Ok(n)
     }
 
-    /// Loads `--trust-cert FILE`: one signer certificate, DER or PEM, parsed tolerantly.
+    /// Loads `--trust-cert FILE`: signer certificates trusted as they are, parsed tolerantly:
+    /// one DER certificate, PEM (a bundle of any number of certificates), or an EU gateway
+    /// trust-list export (a JSON array of `{kid, country, certificateType, rawData}`, or an
+    /// object holding it as `certificates`), of which the `DSC` entries are taken.
     pub fn load_pinned(&mut self, path: &Path) -> Result<(), FileError> {
         let bytes = read_file(path)?;
-        let certs = parse_certificates(&bytes, false).map_err(|e| FileError::content(path, e.to_string()))?;
+        let certs = if matches!(bytes.trim_ascii_start().first(), Some(b'[' | b'{')) {
+            gateway_certificates(&bytes).map_err(|e| FileError::content(path, e))?
+        } else {
+            parse_certificates(&bytes, false).map_err(|e| FileError::content(path, e.to_string()))?
+        };
         if certs.is_empty() {
             return Err(FileError::content(path, "no certificate found"));
         }

@@ -38,6 +38,11 @@ pub struct Config {
     /// `"01001" = "pkcs11:token=BachMai;object=dsc?module-path=…&pin-source=file:/run/pin"`.
     /// The certificate stays `keys/facility-CODE/cert.pem`.
     pub facility_keys: std::collections::BTreeMap<String, String>,
+    /// Foreign trust material for `POST /api/v1/verify`, as `verify --trust-cert` takes it:
+    /// pinned EU DSCs (DER, PEM bundle or gateway trust-list export) and VDS-NC CSCAs.
+    pub trust_certs: Vec<PathBuf>,
+    /// Trusted SMART Health Card issuer directories, as `verify --trust-issuers` takes them.
+    pub trust_issuers: Vec<PathBuf>,
     /// Largest request body in bytes (photos of QR codes are the largest).
     pub max_body_bytes: usize,
     /// Seconds before a request is answered 408 (every route but the uploads).
@@ -103,6 +108,8 @@ impl Default for Config {
             trust_list_key: None,
             trust_list_cert: None,
             facility_keys: Default::default(),
+            trust_certs: Vec::new(),
+            trust_issuers: Vec::new(),
             max_body_bytes: 8 * 1024 * 1024,
             request_timeout_secs: 10,
             upload_timeout_secs: 300,

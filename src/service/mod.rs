@@ -133,6 +133,13 @@ impl AppState {
         let store = StoreThread::open(&config.db)?;
         let mut trust = TrustStore::new();
         trust.load_trusted(&config.keys)?;
+        for p in &config.trust_certs {
+            trust.load_pinned(p)?;
+        }
+        let mut issuers = crate::verify::ShcDirectory::default();
+        for p in &config.trust_issuers {
+            issuers.merge(crate::verify::ShcDirectory::load(p)?);
+        }
         let (secret, _) = DerivationKey::load_or_create(&config.secret)?;
         let registry = match &config.registry {
             Some(path) => {
@@ -179,7 +186,7 @@ impl AppState {
             inner: Arc::new(Shared {
                 config,
                 store,
-                verifier: RwLock::new(Arc::new(Verifier::new(trust, Revocations::default()))),
+                verifier: RwLock::new(Arc::new(Verifier::new(trust, Revocations::default()).with_issuers(issuers))),
                 revocation_version: Default::default(),
                 secret,
                 registry,

@@ -123,9 +123,9 @@ async fn verify_answers_the_spec_object_and_never_500() {
     let v = verify(&f.state, &f.passports[0].hc1).await;
     assert_eq!((v["valid"].clone(), v["reason"].clone()), (json!(true), json!("OK")));
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    // SPEC §6's seven keys and §9.2's entry decision (the shipped Viet Nam rules): An's
+    // SPEC §6's seven keys, §9.1's format, holder and vaccinations, and §9.2's entry decision (the shipped Viet Nam rules): An's
     // 2/2 AstraZeneca passes, Bình's 1/2 Pfizer fails "complete primary series".
-    assert_eq!(keys.len(), 8, "{keys:?}");
+    assert_eq!(keys.len(), 11, "{keys:?}");
     let mut entries = Vec::new();
     for p in &f.passports {
         entries.push(verify(&f.state, &p.hc1).await["entry"].clone());
@@ -138,7 +138,8 @@ async fn verify_answers_the_spec_object_and_never_500() {
     assert_eq!(v["signer"]["chain"].as_array().unwrap().len(), 3);
 
     assert_eq!(verify(&f.state, "HC1:").await["reason"], "DECOMPRESSION_FAILED");
-    assert_eq!(verify(&f.state, "hello").await["reason"], "INVALID_PREFIX");
+    assert_eq!(verify(&f.state, "hello").await["reason"], "UNSUPPORTED_FORMAT");
+    assert_eq!(verify(&f.state, "NCFOXN").await["reason"], "INVALID_PREFIX");
     let (status, body) = call(&f.state, Request::post("/api/v1/verify").body(Body::from("nope")).unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["error"], "BAD_REQUEST");
@@ -323,7 +324,7 @@ async fn operators_routes_answer() {
     let f = fixture(|_| {});
     let (status, _) = call(&f.state, Request::get("/healthz").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
-    verify(&f.state, "garbage").await;
+    verify(&f.state, "GARBAGE").await;
     let (status, body) = call(&f.state, get_with("/metrics", Some(METRICS_TOKEN))).await;
     assert_eq!(status, StatusCode::OK);
     let text = String::from_utf8(body).unwrap();

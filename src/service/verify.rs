@@ -97,3 +97,62 @@ async fn photo_field(mut multipart: Multipart) -> Result<Vec<u8>, ApiError> {
     }
     Err(ApiError::BadRequest("the upload has no image field".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use http_body_util::BodyExt as _;
+    use serde_json::{Value, json};
+    use tower::ServiceExt as _;
+
+    use crate::service::{AppState, Config, router};
+
+    async fn answer(state: &AppState, request: Request<Body>) -> Value {
+        let res = router(state.clone()).oneshot(request).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    }
+
+    /// SPEC §9.1 through the service: a SMART Health Card's text and a photo of it are
+    /// detected and verified against the configured issuers.
+    #[tokio::test]
+    async fn a_smart_health_card_is_verified_from_text_and_from_a_photo() {
+        let dir = tempfile::tempdir().unwrap();
+        let (card, issuers) = crate::verify::signed_test_card();
+        std::fs::write(dir.path().join("issuers.json"), issuers).unwrap();
+        let config = Config {
+            db: format!("sqlite://{}", dir.path().join("v.db").display()),
+            keys: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example"),
+            secret: dir.path().join("secret"),
+            trust_issuers: vec![dir.path().join("issuers.json")],
+            ..Config::default()
+        };
+        let state = AppState::open(config, time::OffsetDateTime::now_utc()).unwrap();
+        let body = json!({"qr": card}).to_string();
+        let request = Request::post("/api/v1/verify").header(header::CONTENT_TYPE, "application/json");
+        let v = answer(&state, request.body(Body::from(body)).unwrap()).await;
+        assert_eq!(
+            (v["valid"].clone(), v["reason"].clone(), v["format"].clone()),
+            (json!(true), json!("OK"), json!("shc"))
+        );
+        assert_eq!(v["holder"]["name"], "John B. Anyperson");
+
+        // The QR image itself (a card of ~1,400 digits is too large for the test photo's frame).
+        let photo = crate::render::render_qr(&card, crate::render::QrFormat::Png).unwrap();
+        let boundary = "vaxpass-test-boundary";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"card.png\"\r\n\
+             Content-Type: image/png\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(&photo);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let request = Request::post("/api/v1/verify")
+            .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+            .body(Body::from(body))
+            .unwrap();
+        let v = answer(&state, request).await;
+        assert_eq!((v["reason"].clone(), v["format"].clone()), (json!("OK"), json!("shc")));
+    }
+}

@@ -4,10 +4,26 @@
 //!
 //! The signature is checked before any content is trusted: the claims are decoded earlier
 //! only to show them (`payload` is reported even when the verdict is false).
+//!
+//! SPEC §9.1: the text's format is detected first; SMART Health Cards ([`shc`]) and ICAO
+//! VDS-NC seals ([`vdsnc`]) are verified by their own modules into the same [`Verdict`],
+//! with the holder and vaccinations normalised ([`normalised`]) for every format.
 
+mod json;
+mod normalised;
 mod reason;
+mod shc;
+mod vdsnc;
 
+pub use normalised::{Format, Holder, Vaccination};
 pub use reason::ReasonCode;
+pub use shc::{DirectoryError, MAX_SHC_INFLATED_LEN, SHC_PREFIX, ShcDirectory};
+pub use vdsnc::MAX_SEAL_LEN;
+
+/// A signed SMART Health Card and the issuer directory (JSON) that trusts it, for the
+/// shells' tests.
+#[cfg(test)]
+pub(crate) use shc::tests::signed_test_card;
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -28,20 +44,28 @@ pub struct SignerInfo {
     pub chain: Vec<String>,
 }
 
-/// The outcome of verifying one passport text: the `verify --json` object of SPEC §6.
+/// The outcome of verifying one passport text: the `verify --json` object of SPEC §6, with
+/// the format and the normalised holder and vaccinations of SPEC §9.1.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
     /// `reason == OK`.
     pub valid: bool,
     /// The first check that failed, or `OK`.
     pub reason: ReasonCode,
+    /// The detected format; `null` when the text is none of them (`UNSUPPORTED_FORMAT`).
+    pub format: Option<Format>,
+    /// The holder, whenever the content could be read (even when not valid).
+    pub holder: Option<Holder>,
+    /// The vaccinations, oldest first (empty when none could be read).
+    pub vaccinations: Vec<Vaccination>,
     /// A sentence for people, without personal data, saying what exactly failed (for
     /// example that a text is too long to have come from a QR code). Serialised as
     /// `detail` only when the verdict is not valid, so the SPEC §6 object of a valid
     /// passport keeps exactly its keys; readers of the object ignore keys they do not know.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// The DCC, whenever the CBOR could be decoded (even when not valid).
+    /// The format's own content whenever it could be decoded (even when not valid): the
+    /// DCC, the SHC JWS payload, or the VDS-NC seal's `data`.
     pub payload: Option<serde_json::Value>,
     /// The earlier doses (claim −65537), when present.
     pub history: Option<serde_json::Value>,
@@ -60,14 +84,29 @@ pub struct Verdict {
 impl Verdict {
     /// The UVCI (`ci`) of the certificate's entry, when the payload could be read.
     pub fn uvci(&self) -> Option<&str> {
+        if self.format != Some(Format::Dcc) {
+            return None;
+        }
         uvci_of(self.payload.as_ref()?)
+    }
+
+    /// The DCC-shaped payload the entry rules evaluate (SPEC §9.2): a DCC's own payload; for
+    /// SHC and VDS-NC one built from the normalised holder and latest vaccination. `None`
+    /// when nothing could be read.
+    pub fn dcc_shaped_payload(&self) -> Option<serde_json::Value> {
+        let issuer = self.signer.as_ref().map(|s| s.subject.as_str());
+        normalised::dcc_shaped(self.format, self.payload.as_ref(), self.holder.as_ref(), &self.vaccinations, issuer)
     }
 
     /// Evaluates entry rules for arrival in `country` at `at` over the payload of a valid
     /// verdict and records the decision in `entry`; a verdict that is not valid is left
     /// without one.
     pub fn check_entry(&mut self, rules: &crate::rules::RuleSet, country: &str, at: OffsetDateTime) {
-        let Some(payload) = self.payload.as_ref().filter(|_| self.valid) else { return };
+        if !self.valid {
+            return;
+        }
+        // SHC and VDS-NC vaccinations as a DCC-shaped payload (SPEC §9.2).
+        let Some(payload) = self.dcc_shaped_payload() else { return };
         let issuer = ["v", "t", "r"].iter().find_map(|k| payload.get(k)?.get(0)?.get("co")?.as_str());
         let external = crate::rules::External {
             validation_clock: at,
@@ -76,13 +115,16 @@ impl Verdict {
             exp: self.exp,
             iat: self.iat,
         };
-        self.entry = Some(rules.evaluate(payload, &external));
+        self.entry = Some(rules.evaluate(&payload, &external));
     }
 
     fn rejected(reason: ReasonCode, detail: impl Into<String>) -> Verdict {
         Verdict {
             valid: false,
             reason,
+            format: None,
+            holder: None,
+            vaccinations: Vec::new(),
             detail: Some(detail.into()),
             payload: None,
             history: None,
@@ -94,11 +136,20 @@ impl Verdict {
     }
 }
 
+/// The DCC-shaped payload of a verdict (SPEC §9.2); see [`Verdict::dcc_shaped_payload`].
+pub fn dcc_shaped_payload(verdict: &Verdict) -> Option<serde_json::Value> {
+    verdict.dcc_shaped_payload()
+}
+
 /// Verifies passports against a trust store and a revocation list.
 #[derive(Debug, Default)]
 pub struct Verifier {
     trust: std::sync::Arc<TrustStore>,
     revocations: Revocations,
+    /// Trusted SMART Health Card issuers.
+    issuers: std::sync::Arc<ShcDirectory>,
+    /// The pinned certificates as country signing CAs for VDS-NC seals, and checked signers.
+    seals: std::sync::Arc<vdsnc::SealTrust>,
 }
 
 /// The outcome of trying one candidate signer whose signature verified.
@@ -110,13 +161,27 @@ struct CandidateOutcome {
 impl Verifier {
     /// A verifier over `trust` and `revocations`.
     pub fn new(trust: impl Into<std::sync::Arc<TrustStore>>, revocations: Revocations) -> Verifier {
-        Verifier { trust: trust.into(), revocations }
+        let trust: std::sync::Arc<TrustStore> = trust.into();
+        let pinned = trust.signers().iter().filter(|s| s.pinned).map(|s| s.cert.der());
+        let seals = std::sync::Arc::new(vdsnc::SealTrust::new(pinned));
+        Verifier { trust, revocations, issuers: Default::default(), seals }
+    }
+
+    /// The same verifier trusting the SMART Health Card issuers of `issuers`.
+    pub fn with_issuers(mut self, issuers: impl Into<std::sync::Arc<ShcDirectory>>) -> Verifier {
+        self.issuers = issuers.into();
+        self
     }
 
     /// The same trust store (and its cache of validated chains) with another revocation
     /// list: how a service applies a revocation at once.
     pub fn with_revocations(&self, revocations: Revocations) -> Verifier {
-        Verifier { trust: std::sync::Arc::clone(&self.trust), revocations }
+        Verifier {
+            trust: std::sync::Arc::clone(&self.trust),
+            revocations,
+            issuers: std::sync::Arc::clone(&self.issuers),
+            seals: std::sync::Arc::clone(&self.seals),
+        }
     }
 
     /// The trust store.
@@ -129,11 +194,30 @@ impl Verifier {
         &self.revocations
     }
 
-    /// Verifies a passport text at time `at`.
+    /// Verifies a certificate text of any supported format (SPEC §9.1) at time `at`.
     pub fn verify(&self, text: &str, at: OffsetDateTime) -> Verdict {
+        // Scanners and stdin add line ends; a UTF-8 byte order mark comes from files.
+        let trimmed = text.trim_start_matches('\u{feff}').trim_matches(|c: char| c.is_ascii_whitespace());
+        match detect(trimmed) {
+            Some(Format::Dcc) => self.verify_dcc(text, at),
+            Some(Format::Shc) => shc::verify(trimmed, &self.issuers, at),
+            Some(Format::VdsNc) => vdsnc::verify(trimmed, &self.seals, at),
+            None => Verdict::rejected(
+                ReasonCode::UnsupportedFormat,
+                "the text is none of the supported formats (EU DCC HC1:, SMART Health Card shc:/, ICAO VDS-NC seal)",
+            ),
+        }
+    }
+
+    /// Verifies an EU DCC text (SPEC §3, §6).
+    fn verify_dcc(&self, text: &str, at: OffsetDateTime) -> Verdict {
         let message = match passport::decode(text) {
             Ok(m) => m,
-            Err(e) => return Verdict::rejected(ReasonCode::from(&e), e.to_string()),
+            Err(e) => {
+                let mut v = Verdict::rejected(ReasonCode::from(&e), e.to_string());
+                v.format = Some(Format::Dcc);
+                return v;
+            }
         };
         // Decoded for display only; nothing below trusts it before the signature verified.
         let claims = message.claims();
@@ -148,8 +232,10 @@ impl Verifier {
         verdict.valid = reason == ReasonCode::Ok;
         verdict.detail = detail;
         verdict.signer = signer;
+        verdict.format = Some(Format::Dcc);
         // Moved, not cloned: the verdict is the claims' last user.
         if let Ok(c) = claims {
+            (verdict.holder, verdict.vaccinations) = normalised::from_dcc(&c.dcc, c.history.as_ref());
             verdict.payload = Some(c.dcc);
             verdict.history = c.history;
             verdict.iat = c.issued_at;
@@ -254,6 +340,26 @@ impl Verifier {
         .err();
         CandidateOutcome { signer: info, failure }
     }
+}
+
+/// The format of a (trimmed) text. A text that looks like a DCC with a missing or wrong
+/// context identifier (`HC2:`, or bare Base45) is read as a DCC, so it gets SPEC §6's
+/// `INVALID_PREFIX`; `shc:` without its slash is a malformed SMART Health Card.
+fn detect(text: &str) -> Option<Format> {
+    let b = text.as_bytes();
+    if b.len() >= 3 && b[..2].eq_ignore_ascii_case(b"HC") && b[2].is_ascii_digit() {
+        return Some(Format::Dcc);
+    }
+    if b.len() >= 4 && b[..4].eq_ignore_ascii_case(b"shc:") {
+        return Some(Format::Shc);
+    }
+    // A seal's JSON, or a one-element array holding it.
+    let json_start = if b.first() == Some(&b'[') { text[1..].trim_start().as_bytes().first() } else { b.first() };
+    if json_start == Some(&b'{') {
+        return Some(Format::VdsNc);
+    }
+    let base45 = |c: &u8| c.is_ascii_digit() || c.is_ascii_uppercase() || b" $%*+-./:".contains(c);
+    (!b.is_empty() && b.iter().all(base45)).then_some(Format::Dcc)
 }
 
 /// Higher is better: OK above any failure, later checks above earlier ones (a candidate that

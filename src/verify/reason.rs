@@ -45,11 +45,15 @@ pub enum ReasonCode {
     Expired,
     /// The passport itself is revoked.
     Revoked,
+    /// The text is none of the supported formats (SPEC §9.1).
+    UnsupportedFormat,
+    /// An SHC or VDS-NC whose structure cannot be read (SPEC §9.1).
+    FormatInvalid,
 }
 
 impl ReasonCode {
-    /// Every code, in SPEC §6 order.
-    pub const ALL: [ReasonCode; 18] = [
+    /// Every code, in SPEC §6 order, then the two of SPEC §9.1.
+    pub const ALL: [ReasonCode; 20] = [
         ReasonCode::Ok,
         ReasonCode::InvalidPrefix,
         ReasonCode::Base45DecodingFailed,
@@ -68,6 +72,8 @@ impl ReasonCode {
         ReasonCode::NotYetValid,
         ReasonCode::Expired,
         ReasonCode::Revoked,
+        ReasonCode::UnsupportedFormat,
+        ReasonCode::FormatInvalid,
     ];
 
     /// The code as SPEC §6 spells it.
@@ -91,6 +97,8 @@ impl ReasonCode {
             ReasonCode::NotYetValid => "NOT_YET_VALID",
             ReasonCode::Expired => "EXPIRED",
             ReasonCode::Revoked => "REVOKED",
+            ReasonCode::UnsupportedFormat => "UNSUPPORTED_FORMAT",
+            ReasonCode::FormatInvalid => "FORMAT_INVALID",
         }
     }
 
@@ -115,7 +123,9 @@ impl ReasonCode {
             | ReasonCode::CoseDecodingFailed
             | ReasonCode::UnsupportedAlgorithm
             | ReasonCode::KeyNotInTrustList
-            | ReasonCode::SignatureInvalid => 0,
+            | ReasonCode::SignatureInvalid
+            | ReasonCode::UnsupportedFormat
+            | ReasonCode::FormatInvalid => 0,
         }
     }
 }
@@ -160,7 +170,7 @@ mod tests {
         let spec = "OK, INVALID_PREFIX, BASE45_DECODING_FAILED, DECOMPRESSION_FAILED, COSE_DECODING_FAILED, \
                     CWT_DECODING_FAILED, SCHEMA_VALIDATION_FAILED, UNSUPPORTED_ALGORITHM, KEY_NOT_IN_TRUST_LIST, \
                     SIGNATURE_INVALID, CHAIN_INVALID, SIGNER_NOT_YET_VALID, SIGNER_EXPIRED, SIGNER_REVOKED, \
-                    KEY_USAGE_MISMATCH, NOT_YET_VALID, EXPIRED, REVOKED";
+                    KEY_USAGE_MISMATCH, NOT_YET_VALID, EXPIRED, REVOKED, UNSUPPORTED_FORMAT, FORMAT_INVALID";
         let ours: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(ours.join(", "), spec);
         for c in ReasonCode::ALL {

@@ -422,3 +422,44 @@ fn validly_signed_repeated_header_labels_are_cose_decoding_failed() {
     let text = sign_claims(h, &our_protected(h), &unprotected_twice, standard_claims(h));
     assert_reason(&verifier.verify(&text, at(DAY)), ReasonCode::CoseDecodingFailed);
 }
+
+// Issue #12 item 3: schema 1.0.x writers put `null` for the groups a certificate lacks.
+#[test]
+fn validly_signed_null_groups_read_as_absent() {
+    use ciborium::Value;
+    let h = shared();
+    let verifier = chained_verifier(h, Revocations::default());
+    let mut claims = standard_claims(h);
+    for (k, v) in claims.iter_mut() {
+        if *k == Value::from(-260)
+            && let Value::Map(hcert) = v
+            && let Some((_, Value::Map(dcc))) = hcert.first_mut()
+        {
+            dcc.push((Value::Text("t".into()), Value::Null));
+            dcc.push((Value::Text("r".into()), Value::Null));
+        }
+    }
+    let text = sign_claims(h, &our_protected(h), &no_unprotected(), claims);
+    let v = verifier.verify(&text, at(DAY));
+    assert_reason(&v, ReasonCode::Ok);
+    assert_eq!(v.payload.as_ref().unwrap()["t"], serde_json::Value::Null);
+    assert_eq!(v.format, Some(Format::Dcc));
+    assert_eq!(v.holder.as_ref().unwrap().name, "Bùi Thị Thu-Hà");
+    assert_eq!(v.vaccinations.len(), 1);
+    assert_eq!(v.vaccinations[0].product, "BBIBP-CorV");
+    assert_eq!(v.dcc_shaped_payload().as_ref(), v.payload.as_ref());
+}
+
+#[test]
+fn texts_of_no_known_format_are_unsupported() {
+    let v = Verifier::default();
+    for text in ["", "hello", "https://example.org", "[1,2]"] {
+        let verdict = v.verify(text, at(0));
+        assert_reason(&verdict, ReasonCode::UnsupportedFormat);
+        assert_eq!(verdict.format, None);
+        assert!(verdict.dcc_shaped_payload().is_none());
+    }
+    assert_eq!(v.verify("shc:/56", at(0)).format, Some(Format::Shc));
+    assert_eq!(v.verify(" {\"data\":1}\n", at(0)).reason, ReasonCode::FormatInvalid);
+    assert_eq!(v.verify("HC1:6BF", at(0)).format, Some(Format::Dcc));
+}

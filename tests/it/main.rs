@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod border_formats;
 mod conformance;
 mod corrections_store;
 mod gen_weeks;

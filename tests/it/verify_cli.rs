@@ -25,7 +25,26 @@ fn json_verdict_has_exactly_the_spec_keys_and_the_chain_to_the_root() {
     let v = verify_at(p.iat + 60).arg(&p.text).verdict();
     assert_reason(&v, "OK");
 
-    assert_eq!(keys(&v), BTreeSet::from(["valid", "reason", "payload", "history", "signer", "iat", "exp"]));
+    assert_eq!(
+        keys(&v),
+        BTreeSet::from([
+            "valid",
+            "reason",
+            "format",
+            "holder",
+            "vaccinations",
+            "payload",
+            "history",
+            "signer",
+            "iat",
+            "exp"
+        ])
+    );
+    // SPEC §9.1: the normalised view of the same passport.
+    assert_eq!(v["format"], "dcc");
+    assert_eq!(v["holder"]["name"], FULL_NAME);
+    assert_eq!(v["vaccinations"].as_array().map(Vec::len), Some(2), "{v:#}");
+    assert_eq!(v["vaccinations"][1]["dose"], 2);
     let signer = &v["signer"];
     assert_eq!(keys(signer), BTreeSet::from(["kid", "subject", "facility_code", "chain"]));
     assert_eq!(signer["kid"], pki::Kid::of(p.dsc.der()).to_base64());
@@ -161,8 +180,11 @@ fn human_verdict_of_an_invalid_passport_starts_with_not_valid_and_the_code() {
 fn garbage_text_is_not_valid_with_the_decoding_reason() {
     let long = format!("HC1:{}", "A".repeat(10_000));
     let cases = [
-        ("", "INVALID_PREFIX"),
-        ("hello", "INVALID_PREFIX"),
+        // SPEC §9.1: none of the formats; a DCC's Base45 without its prefix is still one.
+        ("", "UNSUPPORTED_FORMAT"),
+        ("hello", "UNSUPPORTED_FORMAT"),
+        ("NCFOXN", "INVALID_PREFIX"),
+        ("HC2:NCFOXN", "INVALID_PREFIX"),
         ("HC1:", "DECOMPRESSION_FAILED"),
         (long.as_str(), "BASE45_DECODING_FAILED"),
     ];
