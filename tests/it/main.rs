@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod conformance;
+mod fuzz_corpus;
 mod gen_weeks;
 mod ledger_replay;
 mod pdf_certificate;
