@@ -75,6 +75,30 @@ pub struct Config {
     /// A separate address (e.g. on the operators' network) serving `GET /metrics` and
     /// `GET /healthz` without a token; `/metrics` is then not served on `listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// The service's clock (not configurable: tests set it, see [`Clock`]).
+    #[serde(skip)]
+    pub clock: Clock,
+}
+
+/// Where the service reads the time: the system clock shifted by a fixed offset, zero in
+/// production. Tests start it at a fixed date, so that they pass whatever the machine's date
+/// (issue 11 item 4: keys-example's facility certificates expire in 2028), while it still
+/// advances as durations pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clock {
+    offset: time::Duration,
+}
+
+impl Clock {
+    /// A clock that reads `start` now.
+    pub fn starting_at(start: time::OffsetDateTime) -> Clock {
+        Clock { offset: start - time::OffsetDateTime::now_utc() }
+    }
+
+    /// The current time.
+    pub fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc() + self.offset
+    }
 }
 
 impl Default for Config {
@@ -101,6 +125,7 @@ impl Default for Config {
             lookup_slowdown_ms: 3_000,
             metrics_token_sha256: None,
             metrics_listen: None,
+            clock: Clock::default(),
         }
     }
 }

@@ -15,7 +15,7 @@ mod tokens;
 mod trust_list;
 mod verify;
 
-pub use config::{Config, ConfigError, sha256_hex};
+pub use config::{Clock, Config, ConfigError, sha256_hex};
 pub use error::ApiError;
 
 use std::collections::HashMap;
@@ -187,6 +187,11 @@ impl AppState {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The service's current time ([`Config::clock`]).
+    pub fn now(&self) -> OffsetDateTime {
+        self.inner.config.clock.now()
     }
 
     fn verifier(&self) -> Arc<Verifier> {

@@ -9,7 +9,6 @@ use axum::http::header;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
-use time::OffsetDateTime;
 
 use super::{ApiError, AppState};
 use crate::scan::{ScanError, qr_text_from_photo_cancellable};
@@ -69,7 +68,7 @@ async fn verify(State(state): State<AppState>, request: Request) -> Result<Json<
         req.qr
     };
     // ~60 µs of ECDSA: cheaper to run here than to hand to the blocking pool.
-    let verdict = state.verifier().verify(&text, OffsetDateTime::now_utc());
+    let verdict = state.verifier().verify(&text, state.now());
     state.inner.metrics.verification(verdict.reason.as_str());
     Ok(Json(verdict))
 }

@@ -175,14 +175,19 @@ pub fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// `iat`/`exp` for a passport whose signer's path is made of `chain`: iat an hour ago, but
-/// never before a minute after the latest notBefore (so `--at iat - 1` still finds every
-/// certificate valid); exp 30 days from now. keys-example is valid from 2026-11-30T16:28Z
-/// for two years, so these stay inside it.
+/// The clock of passports signed by keys-example (2027-06-01T00:00Z): inside its facility
+/// certificates' validity (2026-11-30T16:28Z to 2028-11-29), whatever the machine's date
+/// (issue 11 item 4; `scripts/test-2029`).
+pub const KEYS_EXAMPLE_NOW: i64 = 1_811_808_000;
+
+/// `iat`/`exp` for a passport whose signer's path is made of `chain`: iat an hour before
+/// [`KEYS_EXAMPLE_NOW`], but never before a minute after the latest notBefore (so that
+/// `--at iat - 1` still finds every certificate valid: a hierarchy the test issued at the
+/// machine's date starts later); exp 30 days after that hour.
 pub fn passport_times(chain: &[pki::Certificate]) -> (i64, i64) {
     let latest_not_before = chain.iter().filter_map(|c| c.validity).map(|(nb, _)| nb).max().unwrap_or(i64::MIN);
-    let now = now();
-    ((now - 3600).max(latest_not_before + 60), now + 30 * 86_400)
+    let now = KEYS_EXAMPLE_NOW.max(latest_not_before.saturating_add(3660));
+    (now - 3600, now + 30 * 86_400)
 }
 
 /// The test person: synthetic, with the diacritics a Vietnamese name carries.
