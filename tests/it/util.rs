@@ -181,13 +181,19 @@ pub fn now() -> i64 {
 pub const KEYS_EXAMPLE_NOW: i64 = 1_811_808_000;
 
 /// `iat`/`exp` for a passport whose signer's path is made of `chain`: iat an hour before
-/// [`KEYS_EXAMPLE_NOW`], but never before a minute after the latest notBefore (so that
-/// `--at iat - 1` still finds every certificate valid: a hierarchy the test issued at the
-/// machine's date starts later); exp 30 days after that hour.
+/// [`KEYS_EXAMPLE_NOW`] when every certificate of the chain is valid then (keys-example);
+/// otherwise (a hierarchy the test issued at the machine's date) a minute after the latest
+/// notBefore, so that `--at iat - 1` still finds every certificate valid. exp 30 days later.
 pub fn passport_times(chain: &[pki::Certificate]) -> (i64, i64) {
-    let latest_not_before = chain.iter().filter_map(|c| c.validity).map(|(nb, _)| nb).max().unwrap_or(i64::MIN);
-    let now = KEYS_EXAMPLE_NOW.max(latest_not_before.saturating_add(3660));
-    (now - 3600, now + 30 * 86_400)
+    let validity = || chain.iter().filter_map(|c| c.validity);
+    let latest_not_before = validity().map(|(nb, _)| nb).max().unwrap_or(i64::MIN);
+    let earliest_not_after = validity().map(|(_, na)| na).min().unwrap_or(i64::MAX);
+    let iat = if latest_not_before + 60 <= KEYS_EXAMPLE_NOW - 3600 && KEYS_EXAMPLE_NOW < earliest_not_after {
+        KEYS_EXAMPLE_NOW - 3600
+    } else {
+        latest_not_before + 60
+    };
+    (iat, iat + 3600 + 30 * 86_400)
 }
 
 /// The test person: synthetic, with the diacritics a Vietnamese name carries.
