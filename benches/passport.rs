@@ -115,8 +115,9 @@ fn main() {
     assert_eq!(point.as_slice(), key.public_point(), "key.pem and cert.pem do not match");
     let kid = dsc.kid.0;
 
-    // One fixed verification time inside the keys-example validity (computed once).
-    let now = OffsetDateTime::now_utc();
+    // One fixed verification time inside the keys-example validity (2026-11-30 to
+    // 2028-11-29), whatever the machine's date.
+    let now = time::macros::datetime!(2027-06-01 0:00 UTC);
     let mut trust = TrustStore::new();
     trust.load_trusted(&dir).unwrap();
     let verifier = Verifier::new(trust, Revocations::default());

@@ -27,7 +27,9 @@
 //! let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example");
 //! let key = pki::SigningKey::load(&dir.join("facility-01001/key.pem"))?;
 //! let dsc = pki::parse_certificates(&std::fs::read(dir.join("facility-01001/cert.pem"))?, true)?.remove(0);
-//! let now = time::OffsetDateTime::now_utc();
+//! // A fixed clock inside keys-example's validity (2026-11-30 to 2028-11-29): the example
+//! // runs as a doc test whatever the date.
+//! let now = time::macros::datetime!(2027-06-01 0:00 UTC);
 //! let doses = [passport::Dose {
 //!     vaccine: passport::vaccines::lookup("AstraZeneca").ok_or("vaccine")?,
 //!     date: time::macros::date!(2021 - 08 - 01),

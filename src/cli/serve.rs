@@ -29,8 +29,8 @@ pub(super) struct ServeArgs {
     /// Database: sqlite://FILE or postgres://… (default sqlite://vaxpass.db).
     #[arg(long, value_name = "URL")]
     db: Option<String>,
-    /// Fixes the clock of correction requests and reports (`due_at`, overdue, late) at this
-    /// time, for tests and demonstrations; passports and verification keep the system clock.
+    /// Starts the service's clock at this time (it then advances), for tests and
+    /// demonstrations: verification, tokens, correction requests and reports read it.
     #[arg(long, value_name = "RFC3339", value_parser = super::parse_time, hide = true)]
     at: Option<time::OffsetDateTime>,
 }
@@ -51,8 +51,11 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let state = AppState::open(config, time::OffsetDateTime::now_utc()).context("starting the service")?;
-    state.set_clock(args.at);
+    if let Some(at) = args.at {
+        config.clock = service::Clock::starting_at(at);
+    }
+    let now = config.clock.now();
+    let state = AppState::open(config, now).context("starting the service")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(service::serve(state)).context("serving")?;
     // Dropping a runtime waits for every blocking task; a photo decode or a store call must

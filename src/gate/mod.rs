@@ -131,5 +131,21 @@ impl GateError {
     }
 }
 
+/// Reads a whole `doses.csv` and runs every row through the per-row checks (no signing, no
+/// per-person checks), counting `(accepted, rejected)` rows. For fuzzing and the corpus
+/// replay: the path a batch takes from bytes to a checked dose.
+pub fn check_dose_rows(csv: &[u8], registry: Option<&Registry>, today: time::Date) -> Result<(u64, u64), GateError> {
+    let mut reader = DoseReader::new(csv, "doses.csv")?;
+    let (mut accepted, mut rejected, mut order) = (0, 0, 0);
+    while let Some(row) = reader.next_row()? {
+        match row.and_then(|r| checks::check_row(&r, order, registry, today)) {
+            Ok(_) => accepted += 1,
+            Err(_) => rejected += 1,
+        }
+        order += 1;
+    }
+    Ok((accepted, rejected))
+}
+
 #[cfg(test)]
 mod tests;

@@ -253,7 +253,10 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// A map key as JSON object key text.
+    /// A map key as JSON object key text. An array or a map as a key is refused: its JSON
+    /// text would be escaped into the text of the enclosing key, and a key nested in a key
+    /// is escaped again at every level, doubling its length each time (fuzzing found a
+    /// 238-byte payload that grew past gigabytes). CWT and DCC keys are integers and text.
     pub(crate) fn key(&mut self, depth: usize) -> Result<String, Malformed> {
         let head = self.head()?;
         if head.major == 3 {
@@ -262,7 +265,10 @@ impl<'a> Reader<'a> {
         if let Some(i) = Self::integer(head) {
             return Ok(i.to_string());
         }
-        Ok(self.json_after_head(head, depth)?.to_string())
+        match self.json_after_head(head, depth)? {
+            Json::Array(_) | Json::Object(_) => Err(Malformed::Syntax),
+            scalar => Ok(scalar.to_string()),
+        }
     }
 }
 
@@ -343,6 +349,23 @@ mod tests {
         // Indefinite-length maps too.
         assert_eq!(to_json(&[0xbf, 0x01, 0x02, 0x01, 0x03, 0xff]), Err(Malformed::DuplicateKey));
         assert_eq!(to_json(&[0xa2, 0x01, 0x02, 0x02, 0x03]), Ok(serde_json::json!({"1": 2, "2": 3})));
+    }
+
+    #[test]
+    fn a_key_nested_in_keys_is_refused_in_linear_time() {
+        // {{{…{"": 0}: 0}…: 0}: 0}, 31 levels: each level's key would be the escaped JSON
+        // text of the level inside it, doubling at every level (the fuzzer's 238-byte input).
+        let mut bytes = vec![0xa1; 31];
+        bytes.extend_from_slice(&[0x60, 0x00]);
+        bytes.extend(std::iter::repeat_n(0x00, 30));
+        let start = std::time::Instant::now();
+        assert_eq!(to_json(&bytes), Err(Malformed::Syntax));
+        assert!(start.elapsed() < std::time::Duration::from_millis(100), "{:?}", start.elapsed());
+        // An array key too, and a tagged one; scalar keys other than text and integers stay.
+        assert_eq!(to_json(&[0xa1, 0x80, 0x00]), Err(Malformed::Syntax));
+        assert_eq!(to_json(&[0xa1, 0xc1, 0xa0, 0x00]), Err(Malformed::Syntax));
+        assert_eq!(to_json(&[0xa1, 0xf5, 0x00]), Ok(serde_json::json!({"true": 0})));
+        assert_eq!(to_json(&[0xa1, 0x41, 0x00, 0x00]), Ok(serde_json::json!({"\"AA==\"": 0})));
     }
 
     proptest! {

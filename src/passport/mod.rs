@@ -120,6 +120,31 @@ pub fn sign<E>(
     Ok(Some(hc1::encode(&message)))
 }
 
+/// Parses a COSE_Sign1 message from its CBOR bytes, the layer under `HC1:`, Base45 and zlib.
+/// [`decode`] is the usual entry; this one lets fuzzing and the corpus replay reach the COSE
+/// parser without building a valid transport around each input.
+pub fn parse_cose(bytes: &[u8]) -> Result<CoseSign1, DecodeError> {
+    cose::parse(bytes)
+}
+
+/// Decodes CWT claims from a COSE payload, as [`CoseSign1::claims`] does, for fuzzing and the
+/// corpus replay.
+pub fn parse_claims(payload: &[u8]) -> Result<Claims, DecodeError> {
+    cwt::parse_claims(payload)
+}
+
+/// Reads one CBOR data item into JSON with the bounded reader that decodes a passport's
+/// claims (tags dropped, byte strings as base64, integer map keys as decimal text); trailing
+/// bytes are refused. For fuzzing and the corpus replay.
+pub fn cbor_to_json(bytes: &[u8]) -> Result<serde_json::Value, DecodeError> {
+    let mut r = cbor_json::Reader::new(bytes);
+    let json = r.json(0).map_err(|e| match e {
+        cbor_json::Malformed::Syntax => DecodeError::Cwt("not well-formed CBOR"),
+        cbor_json::Malformed::DuplicateKey => DecodeError::Cwt("a map repeats a key"),
+    })?;
+    if r.at_end() { Ok(json) } else { Err(DecodeError::Cwt("trailing bytes after the item")) }
+}
+
 /// How far the real length of a passport text may be from [`estimated_hc1_len`]: measured
 /// within 6 characters over 400 ES256 signatures of the same content (655–660 characters
 /// with 3 doses, 1,654–1,659 with 40), the estimate in the middle; 16 leaves room to spare.

@@ -30,7 +30,7 @@ pub(super) async fn require_facility(state: &AppState, headers: &HeaderMap) -> R
     // Looked up by hash: the table holds no token, and the lookup is an index probe on a
     // hash, which reveals nothing about near-miss tokens.
     let hash = super::bearer_token_hash(headers).ok_or(ApiError::Unauthorized)?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = state.now().unix_timestamp();
     state.with_store(move |s| s.facility_of_token(&hash, now)).await?.ok_or(ApiError::Unauthorized)
 }
 
@@ -52,7 +52,7 @@ pub(super) fn facility_signer(state: &AppState, code: &str) -> Result<SigningFac
         .into_iter()
         .next()
         .ok_or_else(missing)?;
-    let now = time::OffsetDateTime::now_utc();
+    let now = state.now();
     if cert.key != key.public_key() || cert.facility_code.as_deref() != Some(code) {
         return Err(ApiError::internal(format!("{}: key and certificate do not belong together", dir.display())));
     }
@@ -158,7 +158,7 @@ impl BatchSink for StoreSink {
         self.batch.persons_done = done;
         self.batch.persons_total = total;
         let batch = self.batch.clone();
-        let at = time::OffsetDateTime::now_utc().unix_timestamp();
+        let at = self.state.now().unix_timestamp();
         let _ = self.store(move |s| s.save_batch(&batch, at));
     }
 }
@@ -191,7 +191,7 @@ async fn upload(State(state): State<AppState>, request: Request) -> Result<(Stat
         summary: None,
     };
     let first = batch.clone();
-    let at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let at = state.now().unix_timestamp();
     state.with_store(move |s| s.save_batch(&first, at)).await?;
 
     let worker = state.clone();
@@ -213,7 +213,7 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
             tracing::error!(batch_id = %batch.batch_id, error = %e, "batch failed: cannot open the database");
             let mut batch = batch;
             batch.status = "failed".into();
-            let at = time::OffsetDateTime::now_utc().unix_timestamp();
+            let at = state.now().unix_timestamp();
             let _ = state.with_store_blocking(move |s| s.save_batch(&batch, at));
             return;
         }
@@ -243,7 +243,7 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
     }
     // Rejections not yet recorded (a run that stopped before signing).
     let (id, rejections) = (batch.batch_id.clone(), std::mem::take(&mut sink.rejections));
-    let at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let at = state.now().unix_timestamp();
     let saved = state.with_store_blocking(move |s| {
         s.add_batch_results(&id, &[], &rejections)?;
         s.record_run_counts(&id, &counts)?;

@@ -94,6 +94,30 @@ pub struct Config {
     pub rules_country: String,
     /// Whether verdicts carry an entry decision at all.
     pub entry_rules: bool,
+    /// The service's clock (not configurable: tests set it, see [`Clock`]).
+    #[serde(skip)]
+    pub clock: Clock,
+}
+
+/// Where the service reads the time: the system clock shifted by a fixed offset, zero in
+/// production. Tests start it at a fixed date, so that they pass whatever the machine's date
+/// (issue 11 item 4: keys-example's facility certificates expire in 2028), while it still
+/// advances as durations pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clock {
+    offset: time::Duration,
+}
+
+impl Clock {
+    /// A clock that reads `start` now.
+    pub fn starting_at(start: time::OffsetDateTime) -> Clock {
+        Clock { offset: start - time::OffsetDateTime::now_utc() }
+    }
+
+    /// The current time.
+    pub fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc() + self.offset
+    }
 }
 
 impl Default for Config {
@@ -126,6 +150,7 @@ impl Default for Config {
             rules: None,
             rules_country: "VN".to_owned(),
             entry_rules: true,
+            clock: Clock::default(),
         }
     }
 }

@@ -98,7 +98,7 @@ async fn file(
     // Any facility of a province is accepted, whether or not this instance holds its key:
     // the Ministry's queue shows every request, so one naming a facility that signs
     // elsewhere (or nowhere) still reaches someone who can act on it.
-    let now = state.now();
+    let now = state.now().unix_timestamp();
     let (request, status_code) = corrections::file(&state.inner.secret, &valid, now).map_err(ApiError::internal)?;
     let answer = json!({
         "request_id": request.request_id,
@@ -190,7 +190,7 @@ async fn queue(
         (Staff::Facility(own), _) => Some(own.clone()),
         (Staff::Ministry, asked) => asked,
     };
-    let now = state.now();
+    let now = state.now().unix_timestamp();
     let filter = Queue {
         facility,
         province: q.province,
@@ -263,7 +263,7 @@ async fn resolve(
     if request.status != Status::Open {
         return Err(ApiError::Conflict(format!("the request is already {}", request.status.as_str())));
     }
-    let now = state.now();
+    let now = state.now().unix_timestamp();
     let sealed = corrections::seal_note(&state.inner.secret, &id, &note).map_err(ApiError::internal)?;
     let by = who.name().to_owned();
     let closed = state.with_store(move |s| s.close_correction(&id, status, now, &by, &sealed)).await?;
@@ -296,7 +296,7 @@ async fn stats(
 ) -> Result<Json<Value>, ApiError> {
     super::revocations::require_admin(&state, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let now = state.now();
+    let now = state.now().unix_timestamp();
     let (counts, timings) = state.with_store(|s| Ok((s.facility_counts()?, s.request_timings()?))).await?;
     let groups = corrections::group_reports(q.by, &counts, &timings, now);
     let total = corrections::group_reports(corrections::By::All, &counts, &timings, now).pop();

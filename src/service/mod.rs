@@ -16,7 +16,7 @@ mod tokens;
 mod trust_list;
 mod verify;
 
-pub use config::{Config, ConfigError, sha256_hex};
+pub use config::{Clock, Config, ConfigError, sha256_hex};
 pub use error::ApiError;
 
 use std::collections::HashMap;
@@ -76,13 +76,13 @@ struct Shared {
     photo_slots: Arc<tokio::sync::Semaphore>,
     /// Station uploads signing at once.
     batch_slots: Arc<tokio::sync::Semaphore>,
-    /// A fixed clock (Unix seconds) set by `serve --at` or a test, or [`SYSTEM_CLOCK`].
+    /// A fixed clock (Unix seconds) a test set, or [`SYSTEM_CLOCK`] for [`Config::clock`].
     clock: std::sync::atomic::AtomicI64,
     /// The entry rules verdicts are checked against (SPEC §9.2), unless switched off.
     rules: Option<crate::rules::RuleSet>,
 }
 
-/// [`Shared::clock`] when the service reads the system clock.
+/// [`Shared::clock`] when the service reads [`Config::clock`].
 const SYSTEM_CLOCK: i64 = i64::MIN;
 
 /// Attempt counters, each with its own window.
@@ -217,19 +217,18 @@ impl AppState {
         &self.inner.config
     }
 
-    /// Fixes the clock the correction requests and reports read (`serve --at`, tests), or
-    /// returns them to the system clock with `None`. Passports, tokens and verification keep
-    /// the system clock.
+    /// Fixes the service's clock at `at` (tests), or returns it to [`Config::clock`] with
+    /// `None`.
     pub fn set_clock(&self, at: Option<OffsetDateTime>) {
         let at = at.map_or(SYSTEM_CLOCK, OffsetDateTime::unix_timestamp);
         self.inner.clock.store(at, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Now, Unix seconds (see [`AppState::set_clock`]).
-    fn now(&self) -> i64 {
+    /// The service's current time: [`Config::clock`], unless fixed by [`AppState::set_clock`].
+    pub fn now(&self) -> OffsetDateTime {
         match self.inner.clock.load(std::sync::atomic::Ordering::Relaxed) {
-            SYSTEM_CLOCK => OffsetDateTime::now_utc().unix_timestamp(),
-            fixed => fixed,
+            SYSTEM_CLOCK => self.inner.config.clock.now(),
+            fixed => OffsetDateTime::from_unix_timestamp(fixed).unwrap_or_else(|_| self.inner.config.clock.now()),
         }
     }
 

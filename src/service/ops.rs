@@ -48,7 +48,7 @@ async fn metrics_with_token(State(state): State<AppState>, headers: HeaderMap) -
 
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = state.now().unix_timestamp();
     let verifier = state.verifier();
     let facilities = super::metrics::facility_expiry(verifier.trust().signers().iter().map(|s| &s.cert), now);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], format!("{}{facilities}", state.inner.metrics.render()))

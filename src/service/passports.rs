@@ -109,7 +109,7 @@ async fn lookup(
     let claim_hash = state.inner.secret.claim_hash(req.claim_code.trim().to_ascii_uppercase().as_str());
     let dob = parse_date(&req.dob).map(|d| d.to_iso()).unwrap_or_default();
     let stored = state.with_store(move |s| s.passports_by_id_hash(&id_hash)).await?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = state.now().unix_timestamp();
     let mut found = Vec::new();
     // Never a revoked passport; the current one first, then superseded ones, newest first.
     let mut stored: Vec<_> = stored.into_iter().filter(|p| p.status != PassportStatus::Revoked).collect();
@@ -193,7 +193,7 @@ async fn download(
         "pdf" => None,
         _ => return Err(ApiError::NotFound),
     };
-    check_token(&state, uvci, &q.token, time::OffsetDateTime::now_utc().unix_timestamp())?;
+    check_token(&state, uvci, &q.token, state.now().unix_timestamp())?;
     if state.verifier().revocations().is_passport_revoked(uvci) {
         return Err(ApiError::Gone("this passport has been revoked"));
     }

@@ -46,7 +46,7 @@ async fn revoke(State(state): State<AppState>, request: Request) -> Result<Json<
         }
         _ => return Err(ApiError::BadRequest("give exactly one of uvci and kid".into())),
     };
-    let at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let at = state.now().unix_timestamp();
     let stored = revocation.clone();
     // A revoked facility DSC also loses its upload tokens (issue #8 item 4), in the same
     // store job, so no batch can slip in between.

@@ -51,6 +51,10 @@ impl BatchSink for StoreSink {
     }
 }
 
+/// The service's clock starts here: inside keys-example's facility certificates (2026-11-30 to
+/// 2028-11-29), whatever the machine's date.
+const TEST_START: time::OffsetDateTime = time::macros::datetime!(2027-06-01 0:00 UTC);
+
 fn keys() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example")
 }
@@ -71,6 +75,7 @@ fn fixture(tweak: impl FnOnce(&mut Config)) -> Fixture {
         admin_token_sha256: Some(sha256_hex(ADMIN_TOKEN.as_bytes())),
         metrics_token_sha256: Some(sha256_hex(METRICS_TOKEN.as_bytes())),
         lookup_floor_ms: 20,
+        clock: Clock::starting_at(TEST_START),
         ..Config::default()
     };
     tweak(&mut config);
@@ -85,7 +90,7 @@ fn fixture(tweak: impl FnOnce(&mut Config)) -> Fixture {
         secret,
         issuer: "Ministry of Health Viet Nam".into(),
         include_history: true,
-        now: time::OffsetDateTime::now_utc(),
+        now: config.clock.now(),
         persons_per_commit: crate::gate::PERSONS_PER_COMMIT,
     };
     let store = store::open(&config.db).unwrap();
@@ -93,7 +98,8 @@ fn fixture(tweak: impl FnOnce(&mut Config)) -> Fixture {
     let mut sink = StoreSink(store, Vec::new());
     gate::run(DoseReader::new(DOSES.as_bytes(), "doses.csv").unwrap(), Some(&registry), &facility, &mut sink).unwrap();
     let passports = sink.1;
-    let state = AppState::open(config, time::OffsetDateTime::now_utc()).unwrap();
+    let now = config.clock.now();
+    let state = AppState::open(config, now).unwrap();
     Fixture { _dir: dir, state, passports }
 }
 
@@ -192,7 +198,7 @@ async fn trust_list_is_signed_by_a_certificate_of_the_root() {
     let mut trust = crate::pki::TrustStore::new();
     trust.load_trusted(&keys().join("root/cert.pem")).unwrap();
     trust.add_trusted(vec![signer]);
-    assert!(trust.validate_signer(0, time::OffsetDateTime::now_utc().unix_timestamp()).is_ok());
+    assert!(trust.validate_signer(0, f.state.now().unix_timestamp()).is_ok());
 
     let bundle: Value = serde_json::from_slice(&bundle).unwrap();
     assert_eq!(bundle["version"], bundle["issued_at"], "the version is the issue time");

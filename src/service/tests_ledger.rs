@@ -35,7 +35,7 @@ async fn tokens_expire_and_are_revoked_on_their_own() {
     // Expired a second ago.
     let expired = format!("vxp_expired_{}", rand_hex());
     let hash = token_hash(&expired);
-    let past = time::OffsetDateTime::now_utc().unix_timestamp() - 1;
+    let past = f.state.now().unix_timestamp() - 1;
     f.state.with_store_blocking(move |s| s.add_facility_token(&hash, "01001", 0, Some(past))).unwrap();
     assert_eq!(status_of(expired).await, StatusCode::UNAUTHORIZED);
 

@@ -34,7 +34,7 @@ async fn revoke(State(state): State<AppState>, request: Request) -> Result<Json<
     super::revocations::require_admin(&state, request.headers())?;
     let body = axum::body::to_bytes(request.into_body(), MAX_BODY).await.map_err(|_| ApiError::PayloadTooLarge)?;
     let req: RevokeTokens = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let at = state.now().unix_timestamp();
     let revoked = match (req.token, req.token_sha256, req.facility) {
         (Some(token), None, None) => {
             let hash = super::token_hash(&token);

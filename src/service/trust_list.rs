@@ -26,7 +26,7 @@ async fn trust_list(State(state): State<AppState>) -> Result<impl IntoResponse, 
     let trust = verifier.trust();
     let (roots, intermediates): (Vec<_>, Vec<_>) = trust.authorities().cloned().partition(|c| c.self_issued);
     let revocations = verifier.revocations().clone();
-    let issued_at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let issued_at = state.now().unix_timestamp();
     let bundle = TrustBundle {
         // The issue time: it grows with every change of content (DSCs as well as
         // revocations), so a device refuses any older bundle replayed to it.

@@ -9,7 +9,6 @@ use axum::http::header;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
-use time::OffsetDateTime;
 
 use super::{ApiError, AppState};
 use crate::scan::{ScanError, qr_text_from_photo_cancellable};
@@ -70,7 +69,7 @@ async fn verify(State(state): State<AppState>, request: Request) -> Result<Json<
     };
     // ~60 µs of ECDSA and a few µs of entry rules: cheaper to run here than to hand to the
     // blocking pool.
-    let now = OffsetDateTime::now_utc();
+    let now = state.now();
     let mut verdict = state.verifier().verify(&text, now);
     if let Some(rules) = &state.inner.rules {
         verdict.check_entry(rules, &state.inner.config.rules_country, now);

@@ -6,6 +6,7 @@
 mod border_formats;
 mod conformance;
 mod corrections_store;
+mod fuzz_corpus;
 mod gen_weeks;
 mod ledger_replay;
 mod pdf_certificate;

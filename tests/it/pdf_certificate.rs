@@ -17,7 +17,7 @@ fn passport_named(name: &str) -> String {
         Dose { vaccine: vaccines::lookup("Vero Cell").unwrap(), date: time::macros::date!(2021 - 08 - 01) },
         Dose { vaccine: vaccines::lookup("Vero Cell").unwrap(), date: time::macros::date!(2021 - 09 - 01) },
     ];
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = crate::util::KEYS_EXAMPLE_NOW;
     let content = PassportContent {
         person: Person { full_name: name.into(), dob: "1985-03-04".into() },
         doses: number_doses(&doses),

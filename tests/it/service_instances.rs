@@ -10,7 +10,7 @@ use tower::ServiceExt as _;
 use vaxpass::service::{self, AppState, Config};
 
 use crate::store_postgres::TempDatabase;
-use crate::util::{keys_example, tempdir};
+use crate::util::{KEYS_EXAMPLE_NOW, keys_example, tempdir};
 
 async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Value) {
     let res = service::router(state.clone()).oneshot(req).await.unwrap();
@@ -51,9 +51,12 @@ async fn two_instances_share_passports_and_revocations() {
             secret: secret.clone(),
             admin_token_sha256: Some(service::sha256_hex(b"admin")),
             lookup_floor_ms: 10,
+            // The CLI signed at KEYS_EXAMPLE_NOW (sign_data): the instances' time follows.
+            clock: service::Clock::starting_at(time::OffsetDateTime::from_unix_timestamp(KEYS_EXAMPLE_NOW).unwrap()),
             ..Config::default()
         };
-        AppState::open(config, time::OffsetDateTime::now_utc()).unwrap()
+        let now = config.clock.now();
+        AppState::open(config, now).unwrap()
     };
     let (a, b) = tokio::task::spawn_blocking(move || (open(), open())).await.unwrap();
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::util::{Vaxpass, keys_example, tempdir};
+use crate::util::{KEYS_EXAMPLE_NOW, Vaxpass, keys_example, rfc3339, tempdir};
 
 const REGISTRY: &str = "id_number,old_id,full_name,dob,sex
 001090000123,012345678,Nguyễn Văn An,1990-05-02,M
@@ -35,9 +35,10 @@ pub fn facility_args() -> Vec<PathBuf> {
     vec!["--key".into(), f.join("key.pem"), "--cert".into(), f.join("cert.pem")]
 }
 
-/// `vaxpass sign` with `key`/`cert` over `doses`, into `out`, database `db`, secret `secret`.
+/// `vaxpass sign` with `key`/`cert` over `doses`, into `out`, database `db`, secret `secret`,
+/// at [`KEYS_EXAMPLE_NOW`].
 pub fn sign_cmd(key: &Path, cert: &Path, doses: &Path, out: &Path, db: &str, secret: &Path) -> Vaxpass {
-    Vaxpass::new(["sign", "--key"])
+    Vaxpass::new(["sign", "--at", &rfc3339(KEYS_EXAMPLE_NOW), "--key"])
         .arg(key)
         .arg("--cert")
         .arg(cert)
@@ -117,8 +118,10 @@ fn batch_writes_three_reconciled_outputs() {
     }
     let an = parsed.iter().find(|p| p["id_number"] == "001090000123").unwrap();
     assert_eq!(an["record_ids"], serde_json::json!(["R1", "R2"]));
-    let verdict =
-        Vaxpass::new(["verify", "--json", "--trust"]).arg(keys_example()).arg(an["hc1"].as_str().unwrap()).verdict();
+    let verdict = Vaxpass::new(["verify", "--json", "--at", &rfc3339(KEYS_EXAMPLE_NOW + 60), "--trust"])
+        .arg(keys_example())
+        .arg(an["hc1"].as_str().unwrap())
+        .verdict();
     assert_eq!(verdict["reason"], "OK");
     assert_eq!(verdict["payload"]["nam"]["fn"], "Nguyễn");
     // The deployment secret was created private.
@@ -202,11 +205,8 @@ fn expired_facility_certificate_is_refused_before_signing() {
     let expired = vaxpass::pki::issue_facility(&ca, "01002", "Trạm Y tế cũ", 1, issued_at).unwrap();
     let fdir = dir.path().join("expired");
     vaxpass::pki::write_issued(&fdir, &expired).unwrap();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    if now < ca_start + 3 * 86_400 {
-        // keys-example is younger than three days: the certificate has not expired yet.
-        return;
-    }
+    // sign_cmd signs at KEYS_EXAMPLE_NOW, half a year after the CA's start.
+    assert!(KEYS_EXAMPLE_NOW > ca_start + 3 * 86_400);
     let d = dir.path();
     let err = sign_cmd(
         &fdir.join("key.pem"),
@@ -290,6 +290,8 @@ fn outputs_database_and_qr_images_are_private_under_umask_022() {
     let db = sqlite_in(d);
     let args: Vec<std::ffi::OsString> = vec![
         "sign".into(),
+        "--at".into(),
+        rfc3339(KEYS_EXAMPLE_NOW).into(),
         "--key".into(),
         f.join("key.pem").into(),
         "--cert".into(),

@@ -15,8 +15,13 @@ const HEADER: &str =
 const AT: &str = "2027-01-10T00:00:00Z";
 
 fn sign(dir: &Path, name: &str, rows: &str) -> serde_json::Value {
+    sign_at(dir, name, rows, AT)
+}
+
+/// `sign` with the clock at `at`.
+fn sign_at(dir: &Path, name: &str, rows: &str, at: &str) -> serde_json::Value {
     std::fs::write(dir.join(format!("{name}.csv")), format!("{HEADER}{rows}")).unwrap();
-    let out = Vaxpass::new(["sign", "--json", "--at", AT])
+    let out = Vaxpass::new(["sign", "--json", "--at", at])
         .args(facility_args())
         .arg("--input")
         .arg(dir.join(format!("{name}.csv")))
@@ -248,4 +253,35 @@ fn another_weeks_file_at_the_same_path_and_of_the_same_length_is_another_batch()
     let s = sign(d, "next", rows);
     assert_eq!((s["passports"].as_u64(), s["revoked"].as_u64(), s["superseded"].as_u64()), (Some(1), Some(0), Some(0)));
     assert_eq!(std::fs::read_to_string(d.join("next/revoked.csv")).unwrap(), "uvci,reason\n");
+}
+
+/// Issue 11 item 4: the same batch run again after its passport's `exp` (a year after `iat`)
+/// signs a new passport, rather than handing out the expired one; before `exp` it is reused.
+#[test]
+fn a_rerun_after_exp_signs_a_new_passport() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("registry.csv"), REGISTRY).unwrap();
+    let rows = "R1,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,AstraZeneca,,,2021-07-01\n";
+    sign(d, "week1", rows);
+    let times = |p: &serde_json::Value| {
+        let claims = vaxpass::passport::decode(p["hc1"].as_str().unwrap()).unwrap().claims().unwrap();
+        (claims.issued_at.unwrap() as i64, claims.expires_at.unwrap() as i64)
+    };
+    let first = passports(&d.join("week1")).remove(0);
+    let (iat, exp) = times(&first);
+    let rfc = |t: i64| crate::util::rfc3339(t);
+
+    // A day before exp: the same passport.
+    sign_at(d, "before", rows, &rfc(exp - 86_400));
+    assert_eq!(passports(&d.join("before"))[0]["uvci"], first["uvci"]);
+    // At exp: a new one, for a year from then; the old one superseded.
+    let s = sign_at(d, "after", rows, &rfc(exp));
+    assert_eq!((s["passports"].as_u64(), s["superseded"].as_u64()), (Some(1), Some(1)), "{s}");
+    let second = passports(&d.join("after")).remove(0);
+    assert_ne!(second["uvci"], first["uvci"]);
+    // Signed at the re-run; valid a year, or less when the DSC expires first (2028-11-29).
+    let (iat2, exp2) = times(&second);
+    assert_eq!(iat2, exp);
+    assert!(exp2 > exp && exp2 - iat2 <= exp - iat, "{iat} {exp} {iat2} {exp2}");
 }

@@ -182,14 +182,25 @@ pub fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// `iat`/`exp` for a passport whose signer's path is made of `chain`: iat an hour ago, but
-/// never before a minute after the latest notBefore (so `--at iat - 1` still finds every
-/// certificate valid); exp 30 days from now. keys-example is valid from 2026-11-30T16:28Z
-/// for two years, so these stay inside it.
+/// The clock of passports signed by keys-example (2027-06-01T00:00Z): inside its facility
+/// certificates' validity (2026-11-30T16:28Z to 2028-11-29), whatever the machine's date
+/// (issue 11 item 4; `scripts/test-2029`).
+pub const KEYS_EXAMPLE_NOW: i64 = 1_811_808_000;
+
+/// `iat`/`exp` for a passport whose signer's path is made of `chain`: iat an hour before
+/// [`KEYS_EXAMPLE_NOW`] when every certificate of the chain is valid then (keys-example);
+/// otherwise (a hierarchy the test issued at the machine's date) a minute after the latest
+/// notBefore, so that `--at iat - 1` still finds every certificate valid. exp 30 days later.
 pub fn passport_times(chain: &[pki::Certificate]) -> (i64, i64) {
-    let latest_not_before = chain.iter().filter_map(|c| c.validity).map(|(nb, _)| nb).max().unwrap_or(i64::MIN);
-    let now = now();
-    ((now - 3600).max(latest_not_before + 60), now + 30 * 86_400)
+    let validity = || chain.iter().filter_map(|c| c.validity);
+    let latest_not_before = validity().map(|(nb, _)| nb).max().unwrap_or(i64::MIN);
+    let earliest_not_after = validity().map(|(_, na)| na).min().unwrap_or(i64::MAX);
+    let iat = if latest_not_before + 60 <= KEYS_EXAMPLE_NOW - 3600 && KEYS_EXAMPLE_NOW < earliest_not_after {
+        KEYS_EXAMPLE_NOW - 3600
+    } else {
+        latest_not_before + 60
+    };
+    (iat, iat + 3600 + 30 * 86_400)
 }
 
 /// The test person: synthetic, with the diacritics a Vietnamese name carries.
