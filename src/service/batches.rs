@@ -306,9 +306,12 @@ mod tests {
             keys,
             secret: dir.path().join("secret"),
             facility_keys: [("01001".to_owned(), facility_key.to_owned())].into(),
+            // keys-example's DSCs are valid then, whatever the machine's date.
+            clock: crate::service::Clock::starting_at(time::macros::datetime!(2027-01-10 00:00 UTC)),
             ..Config::default()
         };
-        let state = AppState::open(config, time::OffsetDateTime::now_utc()).unwrap();
+        let now = config.clock.now();
+        let state = AppState::open(config, now).unwrap();
         (dir, state)
     }
 
