@@ -192,7 +192,6 @@ fn a_run_counts_revocations_against_the_passport_s_facility() {
     assert_eq!(
         got,
         [
-            ("01001", "passports", 2),
             ("01001", "rejected:BAD_ID", 2),
             ("01001", "revoked", 1),
             ("01001", "signed_rows", 5),

@@ -246,8 +246,13 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
     let at = state.now().unix_timestamp();
     let saved = state.with_store_blocking(move |s| {
         s.add_batch_results(&id, &[], &rejections)?;
-        s.record_run_counts(&id, &counts)?;
-        s.save_batch(&batch, at)
+        s.save_batch(&batch, at)?;
+        // After the batch's status: a report that cannot count it must not leave the
+        // station waiting for a batch that is done.
+        if let Err(e) = s.record_run_counts(&id, &counts) {
+            tracing::error!(error = %e, "cannot record a batch's counts for the reports");
+        }
+        Ok(())
     });
     if let Err(e) = saved {
         tracing::error!(error = %e, "cannot record a batch's results");

@@ -12,7 +12,8 @@
 use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -75,6 +76,11 @@ async fn json_body<T: serde::de::DeserializeOwned>(request: Request, limit: usiz
     })
 }
 
+/// An answer holding personal data or a request's status: never kept by a cache on the way.
+fn private(answer: Value) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], Json(answer)).into_response()
+}
+
 fn rfc3339(at: i64) -> Value {
     time::OffsetDateTime::from_unix_timestamp(at)
         .ok()
@@ -125,7 +131,7 @@ async fn check(
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<CodeQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let client = state.client_key(&ext, &headers);
     let per_minute = state.config().lookups_per_client_per_minute;
     if !state.allow(format!("correction-check:{client}"), per_minute, Duration::from_secs(60)) {
@@ -144,7 +150,7 @@ async fn check(
     if !corrections::code_matches(&state.inner.secret, &request, &q.code) {
         return Err(ApiError::NotFound);
     }
-    Ok(Json(json!({
+    Ok(private(json!({
         "request_id": request.request_id,
         "status": request.status.as_str(),
         "kind": request.kind.as_str(),
@@ -170,7 +176,7 @@ async fn queue(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<QueueQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let who = staff(&state, &headers).await?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     if let Some(p) = &q.province
@@ -224,7 +230,7 @@ async fn queue(
             })
         })
         .collect();
-    Ok(Json(json!({"requests": listed})))
+    Ok(private(json!({"requests": listed})))
 }
 
 #[derive(Deserialize)]

@@ -206,7 +206,7 @@ async fn authorization_matrix_of_the_correction_routes() {
             [S::UNAUTHORIZED, S::OK, S::OK, S::OK],
         ),
         (
-            "GET /api/v1/corrections?province=79",
+            "GET /api/v1/corrections?facility=79001",
             Box::new(|t| get_with("/api/v1/corrections?facility=79001", t)),
             [S::UNAUTHORIZED, S::FORBIDDEN, S::FORBIDDEN, S::OK],
         ),

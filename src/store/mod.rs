@@ -196,7 +196,8 @@ pub trait ReportStore {
     /// The times of every request, for the reports (no personal field).
     fn request_timings(&mut self) -> Result<Vec<RequestTiming>, StoreError>;
     /// Records what a run counted, replacing what the same run recorded before (a run
-    /// started again), and updates the running totals, in one transaction.
+    /// started again), and updates the running totals, in one transaction. The `passports`
+    /// counter is the store's own: the passports stored under `run_id`, by facility.
     fn record_run_counts(&mut self, run_id: &str, rows: &[CountRow]) -> Result<(), StoreError>;
     /// The running totals per facility.
     fn facility_counts(&mut self) -> Result<Vec<CountRow>, StoreError>;

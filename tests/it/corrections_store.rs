@@ -163,3 +163,47 @@ fn gen_writes_correction_requests_with_their_truth() {
     Vaxpass::new(["gen", "--persons", "3000", "--seed", "3", "--corrections", "--out"]).arg(again.path()).succeeds();
     assert_eq!(std::fs::read_to_string(again.path().join("corrections.jsonl")).unwrap(), lines);
 }
+
+#[test]
+fn a_batch_signed_again_counts_its_passports_once() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    Vaxpass::new(["gen", "--persons", "300", "--seed", "4", "--out"]).arg(&data).succeeds();
+    let url = format!("sqlite://{}", dir.path().join("v.db").display());
+    let sign = |out: &str| {
+        let v: serde_json::Value = serde_json::from_str(
+            &Vaxpass::new([
+                "sign",
+                "--key",
+                "keys-example/facility-01001/key.pem",
+                "--cert",
+                "keys-example/facility-01001/cert.pem",
+            ])
+            .args(["--at", "2027-01-10T00:00:00Z", "--json", "--db", &url, "--input"])
+            .arg(data.join("doses.csv"))
+            .arg("--registry")
+            .arg(data.join("registry.csv"))
+            .arg("--secret")
+            .arg(dir.path().join("secret"))
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .succeeds()
+            .stdout,
+        )
+        .unwrap();
+        v
+    };
+    let report = || -> serde_json::Value {
+        let out = Vaxpass::new(["report", "--db", &url, "--json", "--at", "2027-01-10T00:00:00Z"]).succeeds();
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["total"].clone()
+    };
+    let first = sign("first");
+    let once = report();
+    assert!(first["passports"].as_u64().unwrap() > 100, "{first}");
+    assert_eq!(once["passports"], first["passports"]);
+    assert_eq!(once["rows_signed"], first["signed_rows"]);
+    assert_eq!(once["rows_rejected"], first["rejected_rows"]);
+    // The same batch again reuses every passport: the figures stay as they were.
+    sign("again");
+    assert_eq!(report(), once);
+}

@@ -85,10 +85,11 @@ async function loadQueue() {
   }
 }
 
-// A cell a spreadsheet will not run as a formula (OWASP CSV injection).
+// A cell a spreadsheet will not run as a formula (OWASP CSV injection), as the CLI writes
+// rejected.csv: a leading ' is added to a cell starting with = + - @ tab, CR or ' itself.
 function csvCell(value) {
   let v = String(value ?? "");
-  if (/^[=+\-@\t\r]/.test(v)) v = "'" + v;
+  if (/^[=+\-@\t\r']/.test(v)) v = "'" + v;
   return /[",\r\n]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v;
 }
 

@@ -115,6 +115,14 @@ impl ReportStore for PostgresStore {
             .iter()
             .map(count_row_from)
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut rows = rows.to_vec();
+        for r in &tx.query(
+            "SELECT facility_code, 'passports', COUNT(*) FROM passports WHERE batch_id = $1 GROUP BY facility_code",
+            &[&run_id],
+        )? {
+            rows.push(count_row_from(r)?);
+        }
+        let rows = &rows[..];
         tx.execute("DELETE FROM run_counts WHERE run_id = $1", &[&run_id])?;
         let insert = tx.prepare(
             "INSERT INTO run_counts (run_id, facility_code, counter, n) VALUES ($1, $2, $3, $4) \

@@ -105,7 +105,19 @@ impl ReportStore for SqliteStore {
     }
 
     fn record_run_counts(&mut self, run_id: &str, rows: &[CountRow]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: the read of the run's old rows and the writes are one unit even when
+        // another process writes meanwhile (a deferred transaction would fail to upgrade).
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut rows = rows.to_vec();
+        {
+            let mut stmt = tx.prepare(
+                "SELECT facility_code, 'passports', COUNT(*) FROM passports WHERE batch_id = ?1 GROUP BY facility_code",
+            )?;
+            for r in stmt.query_map([run_id], count_row_from)? {
+                rows.push(r?);
+            }
+        }
+        let rows = &rows[..];
         let old = {
             let mut stmt = tx.prepare("SELECT facility_code, counter, n FROM run_counts WHERE run_id = ?1")?;
             let rows = stmt.query_map([run_id], count_row_from)?;
