@@ -76,14 +76,17 @@ pub fn province_name(code: &str) -> Option<&'static str> {
     PROVINCES.binary_search_by(|(c, _)| (*c).cmp(code)).ok().and_then(|i| PROVINCES.get(i)).map(|(_, name)| *name)
 }
 
+/// The province, or the ministry (97, 98), that a facility-code prefix `PP` names.
+pub fn prefix_name(pp: &str) -> Option<&'static str> {
+    province_name(pp).or_else(|| MINISTRY_FACILITY_PREFIXES.iter().find(|(p, _)| *p == pp).map(|(_, name)| *name))
+}
+
 /// Whether `code` is a well-formed facility code (mã cơ sở KCB, `PPNNN`, Decision 384/QĐ-BYT):
 /// five ASCII digits whose `PP` is a province or one of the ministries' prefixes 97/98.
 pub fn is_facility_code(code: &str) -> bool {
     code.len() == 5
         && code.bytes().all(|b| b.is_ascii_digit())
-        && code
-            .get(..2)
-            .is_some_and(|pp| province_name(pp).is_some() || MINISTRY_FACILITY_PREFIXES.iter().any(|(p, _)| *p == pp))
+        && code.get(..2).is_some_and(|pp| prefix_name(pp).is_some())
 }
 
 #[cfg(test)]
@@ -102,6 +105,7 @@ mod tests {
         assert_eq!(province_name("03"), None);
         assert!(is_facility_code("01001"));
         assert!(is_facility_code("97012"));
+        assert_eq!(prefix_name("98"), Some("Bộ Công an"));
         assert!(!is_facility_code("03001"));
         assert!(!is_facility_code("0100"));
         assert!(!is_facility_code("01a01"));

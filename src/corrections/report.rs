@@ -115,7 +115,7 @@ pub struct Totals {
 pub struct GroupReport {
     /// The province's two digits or the facility's code.
     pub group: String,
-    /// The province's name.
+    /// The province's name (or the ministry's, for facilities coded 97 and 98).
     pub province: String,
     /// Signing figures.
     #[serde(flatten)]
@@ -194,7 +194,7 @@ pub fn group_reports(by: By, counts: &[CountRow], timings: &[RequestTiming], now
         .map(|(group, mut acc)| {
             let decided = acc.closed + acc.overdue;
             GroupReport {
-                province: crate::provinces::province_name(group.get(..2).unwrap_or("")).unwrap_or("").to_owned(),
+                province: crate::provinces::prefix_name(group.get(..2).unwrap_or("")).unwrap_or("").to_owned(),
                 group,
                 totals: acc.totals,
                 requests_open: acc.open,

@@ -180,9 +180,9 @@ async fn queue(
     let who = staff(&state, &headers).await?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     if let Some(p) = &q.province
-        && crate::provinces::province_name(p).is_none()
+        && crate::provinces::prefix_name(p).is_none()
     {
-        return Err(ApiError::BadRequest("province must be a province's two digits".into()));
+        return Err(ApiError::BadRequest("province must be a province's two digits (or 97, 98)".into()));
     }
     if let Some(f) = &q.facility
         && !crate::provinces::is_facility_code(f)
