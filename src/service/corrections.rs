@@ -89,11 +89,7 @@ fn rfc3339(at: i64) -> Value {
 }
 
 /// `POST /api/v1/corrections` — public.
-async fn file(
-    State(state): State<AppState>,
-    ext: Extensions,
-    request: Request,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn file(State(state): State<AppState>, ext: Extensions, request: Request) -> Result<Response, ApiError> {
     let client = state.client_key(&ext, request.headers());
     let per_minute = state.config().lookups_per_client_per_minute;
     if !state.allow(format!("correction:{client}"), per_minute, Duration::from_secs(60)) {
@@ -115,7 +111,8 @@ async fn file(
     state.with_store(move |s| s.add_correction(&request)).await?;
     state.inner.metrics.correction_filed();
     tracing::info!(facility = %facility, kind, "correction request filed");
-    Ok((StatusCode::ACCEPTED, Json(answer)))
+    // The status code is shown once: no cache on the way keeps it.
+    Ok((StatusCode::ACCEPTED, private(answer)).into_response())
 }
 
 #[derive(Deserialize)]
