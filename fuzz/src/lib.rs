@@ -28,13 +28,15 @@ use vaxpass::verify::{ReasonCode, Verifier};
 pub type Body = fn(&[u8]);
 
 /// Every target: its name (the folder of its corpus, the name of its fuzz binary) and body.
-pub const TARGETS: [(&str, Body); 6] = [
+pub const TARGETS: [(&str, Body); 8] = [
     ("hc1_verify", hc1_verify),
     ("cbor_json", cbor_json),
     ("cose_cwt", cose_cwt),
     ("dose_row", dose_row),
     ("trust_bundle", trust_bundle),
     ("photo", photo),
+    ("shc_verify", shc_verify),
+    ("vdsnc_verify", vdsnc_verify),
 ];
 
 /// The verification clock: inside keys-example's facility certificates (2026-11-30 to
@@ -244,4 +246,125 @@ pub fn trust_bundle(data: &[u8]) {
 /// Photo decoding (PNG or JPEG) and the QR search, as the border page's upload.
 pub fn photo(data: &[u8]) {
     let _ = vaxpass::scan::qr_text_from_photo(data);
+}
+
+/// The SMART Health Card issuer of [`border_verifier`]: its `iss`.
+pub const SHC_ISS: &str = "https://fuzz.vaxpass.example/issuer";
+
+fn b64url(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// facility-01001's key as the SMART Health Card issuer's JWK: its RFC 7638 thumbprint (the
+/// kid a card names) and the issuer directory trusting it.
+fn shc_issuer() -> &'static (String, String) {
+    static I: OnceLock<(String, String)> = OnceLock::new();
+    I.get_or_init(|| {
+        let point = facility().0.public_point();
+        let (x, y) = (b64url(&point[1..33]), b64url(&point[33..65]));
+        let thumbprint = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+        let kid = b64url(ring::digest::digest(&ring::digest::SHA256, thumbprint.as_bytes()).as_ref());
+        let directory = serde_json::json!({"participating_issuers": [{"iss": SHC_ISS, "name": "Fuzz issuer",
+            "keys": [{"kty": "EC", "crv": "P-256", "x": x, "y": y, "use": "sig", "alg": "ES256", "kid": kid}],
+            "crls": [{"kid": kid, "method": "rid", "ctr": 1, "rids": ["revoked-rid"]}]}]});
+        (kid, directory.to_string())
+    })
+}
+
+/// A border verifier for the new formats: facility-01001 as a trusted SMART Health Card
+/// issuer (see [`shc_issuer`]), and keys-example's provincial CA 01 pinned as a country
+/// signing CA, so that facility-01001's certificate can sign VDS-NC seals.
+pub fn border_verifier() -> &'static Verifier {
+    static V: OnceLock<Verifier> = OnceLock::new();
+    V.get_or_init(|| {
+        let mut trust = TrustStore::new();
+        let csca = std::fs::read(keys_example().join("ca-01/cert.pem")).unwrap();
+        for cert in pki::parse_certificates(&csca, true).unwrap() {
+            trust.add_pinned(cert);
+        }
+        let issuers = vaxpass::verify::ShcDirectory::from_json(shc_issuer().1.as_bytes()).unwrap();
+        Verifier::new(trust, pki::Revocations::default()).with_issuers(issuers)
+    })
+}
+
+/// `shc:/` text of a compact JWS over `payload` (raw DEFLATE), signed ES256 by the issuer of
+/// [`border_verifier`], as an issuer that puts any bytes it likes in a card would make it.
+pub fn signed_shc(payload: &[u8]) -> String {
+    let header = format!(r#"{{"zip":"DEF","alg":"ES256","kid":"{}"}}"#, shc_issuer().0);
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(payload).unwrap();
+    let input = format!("{}.{}", b64url(header.as_bytes()), b64url(&z.finish().unwrap()));
+    let signature = facility().0.sign(input.as_bytes()).unwrap();
+    // SMART Health Cards' numeric mode: each character as two digits, its code minus 45.
+    let mut text = vaxpass::verify::SHC_PREFIX.to_owned();
+    for c in format!("{input}.{}", b64url(&signature)).bytes() {
+        text.push_str(&format!("{:02}", c.saturating_sub(45)));
+    }
+    text
+}
+
+/// SMART Health Card text → verdict. First byte even: the rest is the text as scanned (not
+/// UTF-8 is replaced). Odd: the rest is the JWS payload (JSON before DEFLATE), validly signed
+/// by a trusted issuer, so that the content checks after the signature are reached.
+pub fn shc_verify(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    if mode % 2 == 0 {
+        let verdict = border_verifier().verify(&String::from_utf8_lossy(rest), AT);
+        assert_ne!(verdict.reason, ReasonCode::Ok, "an unsigned card was accepted");
+    } else {
+        if rest.len() > vaxpass::verify::MAX_SHC_INFLATED_LEN {
+            return;
+        }
+        let verdict = border_verifier().verify(&signed_shc(rest), AT);
+        if verdict.valid {
+            // Whatever was accepted was read as a card, with the payload shown.
+            assert!(verdict.format.is_some() && verdict.payload.is_some(), "an accepted card without its payload");
+        }
+    }
+}
+
+/// The certificate facility-01001 signs seals with, base64url DER.
+fn seal_signer_cer() -> &'static str {
+    static C: OnceLock<String> = OnceLock::new();
+    C.get_or_init(|| {
+        let pem = std::fs::read(keys_example().join("facility-01001/cert.pem")).unwrap();
+        b64url(pki::parse_certificates(&pem, true).unwrap()[0].der())
+    })
+}
+
+/// ICAO VDS-NC seal text around `data` (the JSON text of its `data` member, put in
+/// verbatim), signed ES256 over the RFC 8785 form of `data` by facility-01001's certificate,
+/// which [`border_verifier`]'s pinned CA issued. When `data` is not JSON, the signature is over
+/// its bytes (the seal then fails to parse anyway).
+pub fn signed_seal(data: &str) -> String {
+    let signed = serde_json::from_str::<serde_json::Value>(data)
+        .ok()
+        .and_then(|v| serde_json_canonicalizer::to_vec(&v).ok())
+        .unwrap_or_else(|| data.as_bytes().to_vec());
+    let signature = facility().0.sign(&signed).unwrap();
+    format!(
+        r#"{{"data":{data},"sig":{{"alg":"ES256","cer":"{}","sigvl":"{}"}}}}"#,
+        seal_signer_cer(),
+        b64url(&signature)
+    )
+}
+
+/// ICAO VDS-NC seal text → verdict. First byte even: the rest is the seal as scanned (not
+/// UTF-8 is replaced). Odd: the rest is the seal's `data`, validly signed by a certificate of
+/// a pinned CSCA (see [`signed_seal`]), so that the checks after the signature are reached.
+pub fn vdsnc_verify(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    if mode % 2 == 0 {
+        let verdict = border_verifier().verify(&String::from_utf8_lossy(rest), AT);
+        assert_ne!(verdict.reason, ReasonCode::Ok, "an unsigned seal was accepted");
+    } else {
+        if rest.len() > vaxpass::verify::MAX_SEAL_LEN {
+            return;
+        }
+        let verdict = border_verifier().verify(&signed_seal(&String::from_utf8_lossy(rest)), AT);
+        if verdict.valid {
+            assert!(verdict.format.is_some() && verdict.payload.is_some(), "an accepted seal without its payload");
+        }
+    }
 }

@@ -44,3 +44,35 @@ fn every_corpus_input_returns_without_panic_in_bounded_time() {
         assert!(took <= MAX_PER_INPUT, "{name}: {:?} took {took:?}", file);
     }
 }
+
+/// The signed modes of `shc_verify` and `vdsnc_verify` get past the signature: a card and a
+/// seal they sign with the harness's keys verify as valid, so the fuzzer reaches the content
+/// checks; the same bytes through the unsigned mode do not.
+#[test]
+fn the_new_decoders_signed_modes_reach_a_valid_verdict() {
+    let at = targets::AT;
+    let card = serde_json::json!({
+        "iss": targets::SHC_ISS, "nbf": 1_640_000_000,
+        "vc": {"type": ["https://smarthealth.cards#health-card", "https://smarthealth.cards#immunization"],
+            "credentialSubject": {"fhirVersion": "4.0.1", "fhirBundle": {"resourceType": "Bundle", "type": "collection",
+                "entry": [
+                    {"fullUrl": "resource:0", "resource": {"resourceType": "Patient",
+                        "name": [{"family": "Anyperson", "given": ["John"]}], "birthDate": "1951-01-20"}},
+                    {"fullUrl": "resource:1", "resource": {"resourceType": "Immunization", "status": "completed",
+                        "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "207"}]},
+                        "patient": {"reference": "resource:0"}, "occurrenceDateTime": "2021-01-01"}}]}}}
+    });
+    let text = targets::signed_shc(card.to_string().as_bytes());
+    let verdict = targets::border_verifier().verify(&text, at);
+    assert!(verdict.valid, "{:?} {:?}", verdict.reason, verdict.detail);
+    let forged = text.replacen("shc:/5", "shc:/6", 1);
+    assert!(!targets::border_verifier().verify(&forged, at).valid);
+
+    let data = r#"{"hdr":{"t":"icao.vacc","v":1,"is":"VNM"},"msg":{"uvci":"VB0009990012",
+        "pid":{"n":"NGUYEN VAN AN","dob":"1990-01-02"},"ve":[{"des":"XM68M6","dis":"RA01.0","nam":"Comirnaty",
+        "vd":[{"dvc":"2021-09-15","seq":1,"ctr":"VNM","adm":"Bach Mai","lot":"1"}]}]}}"#;
+    let verdict = targets::border_verifier().verify(&targets::signed_seal(data), at);
+    assert!(verdict.valid, "{:?} {:?}", verdict.reason, verdict.detail);
+    let other_country = targets::signed_seal(&data.replace("VNM\"}", "AUS\"}"));
+    assert_eq!(targets::border_verifier().verify(&other_country, at).reason, vaxpass::verify::ReasonCode::ChainInvalid);
+}
