@@ -125,9 +125,12 @@ mod tests {
             keys: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example"),
             secret: dir.path().join("secret"),
             trust_issuers: vec![dir.path().join("issuers.json")],
+            // After the card's nbf, whatever the machine's date.
+            clock: crate::service::Clock::starting_at(time::macros::datetime!(2027-01-10 00:00 UTC)),
             ..Config::default()
         };
-        let state = AppState::open(config, time::OffsetDateTime::now_utc()).unwrap();
+        let now = config.clock.now();
+        let state = AppState::open(config, now).unwrap();
         let body = json!({"qr": card}).to_string();
         let request = Request::post("/api/v1/verify").header(header::CONTENT_TYPE, "application/json");
         let v = answer(&state, request.body(Body::from(body)).unwrap()).await;

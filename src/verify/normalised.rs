@@ -4,7 +4,50 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::{ReasonCode, SignerInfo, Verdict};
 use crate::passport::vaccines;
+
+/// Why a foreign certificate is not valid: its reason code and a sentence for people.
+pub(super) type Failure = (ReasonCode, String);
+
+/// What a foreign format's check read of a certificate, kept for the verdict whatever the
+/// outcome (SHC and VDS-NC alike).
+#[derive(Default)]
+pub(super) struct Read {
+    pub(super) holder: Option<Holder>,
+    pub(super) vaccinations: Vec<Vaccination>,
+    pub(super) signer: Option<SignerInfo>,
+    /// Issued at, Unix seconds (an SHC's `nbf`).
+    pub(super) iat: Option<f64>,
+    /// Expires at, Unix seconds.
+    pub(super) exp: Option<f64>,
+}
+
+impl Read {
+    /// The verdict of a `format` check that ended with `outcome`, carrying what was read and
+    /// the format's own `payload`.
+    pub(super) fn into_verdict(self, format: Format, outcome: Result<(), Failure>, payload: Option<Value>) -> Verdict {
+        let mut v = Verdict::rejected(ReasonCode::Ok, "");
+        v.format = Some(format);
+        match outcome {
+            Ok(()) => {
+                v.valid = true;
+                v.detail = None;
+            }
+            Err((reason, detail)) => {
+                v.reason = reason;
+                v.detail = Some(detail);
+            }
+        }
+        v.payload = payload;
+        v.holder = self.holder;
+        v.vaccinations = self.vaccinations;
+        v.signer = self.signer;
+        v.iat = self.iat;
+        v.exp = self.exp;
+        v
+    }
+}
 
 /// Which format a text was read as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

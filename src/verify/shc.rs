@@ -14,7 +14,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::normalised::{self, Format, Holder, Vaccination};
+use super::normalised::{self, Failure, Format, Holder, Read, Vaccination};
 use super::{ReasonCode, SignerInfo, Verdict, json};
 use crate::pki::FileError;
 
@@ -172,8 +172,6 @@ fn p256_jwk(jwk: &Value) -> Option<(String, Vec<u8>)> {
     Some((kid, point))
 }
 
-type Failure = (ReasonCode, String);
-
 fn invalid(detail: &str) -> Failure {
     (ReasonCode::FormatInvalid, detail.to_owned())
 }
@@ -264,40 +262,12 @@ fn inflate_with(d: &mut Decompress, data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// What was read of a card, kept for the verdict whatever the outcome.
-#[derive(Default)]
-struct Read {
-    holder: Option<Holder>,
-    vaccinations: Vec<Vaccination>,
-    signer: Option<SignerInfo>,
-    nbf: Option<f64>,
-    exp: Option<f64>,
-}
-
 /// Verifies a SMART Health Card text at `at` against `dir`.
 pub(crate) fn verify(text: &str, dir: &ShcDirectory, at: OffsetDateTime) -> Verdict {
     let mut read = Read::default();
     let mut payload = None;
     let outcome = check(text, dir, at, &mut read, &mut payload);
-    let mut v = Verdict::rejected(ReasonCode::Ok, "");
-    v.format = Some(Format::Shc);
-    match outcome {
-        Ok(()) => {
-            v.valid = true;
-            v.detail = None;
-        }
-        Err((reason, detail)) => {
-            v.reason = reason;
-            v.detail = Some(detail);
-        }
-    }
-    v.payload = payload;
-    v.holder = read.holder;
-    v.vaccinations = read.vaccinations;
-    v.signer = read.signer;
-    v.iat = read.nbf;
-    v.exp = read.exp;
-    v
+    read.into_verdict(Format::Shc, outcome, payload)
 }
 
 fn check(
@@ -364,7 +334,7 @@ fn check(
 
     check_content(payload, read)?;
     let now = at.unix_timestamp_nanos() as f64 / 1e9;
-    if read.nbf.is_some_and(|nbf| now < nbf) {
+    if read.iat.is_some_and(|nbf| now < nbf) {
         return Err((ReasonCode::NotYetValid, "the card's nbf is in the future".into()));
     }
     if read.exp.is_some_and(|exp| now > exp) {
@@ -372,7 +342,7 @@ fn check(
     }
     let rid = member(payload, &["vc", "rid"]).and_then(Value::as_str);
     if let (Some(rid), Some(list)) = (rid, issuer.revoked.get(kid))
-        && list.iter().any(|r| r.rid == rid && r.before.is_none_or(|t| read.nbf.is_some_and(|nbf| nbf < t)))
+        && list.iter().any(|r| r.rid == rid && r.before.is_none_or(|t| read.iat.is_some_and(|nbf| nbf < t)))
     {
         return Err((ReasonCode::Revoked, "the issuer has revoked this card".into()));
     }
@@ -383,7 +353,7 @@ fn check(
 /// FHIR Bundle without empty values, completed immunizations with a code and a date.
 fn check_content(payload: &Value, read: &mut Read) -> Result<(), Failure> {
     let schema = |d: &str| (ReasonCode::SchemaValidationFailed, d.to_owned());
-    read.nbf =
+    read.iat =
         Some(payload.get("nbf").and_then(Value::as_f64).ok_or_else(|| schema("nbf is missing or not a number"))?);
     read.exp = match payload.get("exp") {
         None => None,

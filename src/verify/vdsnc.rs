@@ -17,7 +17,7 @@ use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use serde_json::Value;
 use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo, X509Certificate};
 
-use super::normalised::{self, Format, Holder, Vaccination};
+use super::normalised::{self, Failure, Format, Holder, Read, Vaccination};
 use super::{ReasonCode, SignerInfo, Verdict, json};
 
 /// Largest seal text read. A QR code holds at most 2,953 bytes; seals copied from files are
@@ -26,8 +26,6 @@ pub const MAX_SEAL_LEN: usize = 16 * 1024;
 /// Signer certificates whose checks are remembered; the cache is emptied when full, so a
 /// stream of made-up certificates costs time, never memory.
 const MAX_CACHED_SIGNERS: usize = 256;
-
-type Failure = (ReasonCode, String);
 
 fn invalid(detail: &str) -> Failure {
     (ReasonCode::FormatInvalid, detail.to_owned())
@@ -218,35 +216,12 @@ fn b64(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cleaned).ok()
 }
 
-#[derive(Default)]
-struct Read {
-    holder: Option<Holder>,
-    vaccinations: Vec<Vaccination>,
-    signer: Option<SignerInfo>,
-}
-
 /// Verifies a seal's JSON text at `at`.
 pub(crate) fn verify(text: &str, trust: &SealTrust, at: OffsetDateTime) -> Verdict {
     let mut read = Read::default();
     let mut payload = None;
     let outcome = check(text, trust, at.unix_timestamp(), &mut read, &mut payload);
-    let mut v = Verdict::rejected(ReasonCode::Ok, "");
-    v.format = Some(Format::VdsNc);
-    match outcome {
-        Ok(()) => {
-            v.valid = true;
-            v.detail = None;
-        }
-        Err((reason, detail)) => {
-            v.reason = reason;
-            v.detail = Some(detail);
-        }
-    }
-    v.payload = payload;
-    v.holder = read.holder;
-    v.vaccinations = read.vaccinations;
-    v.signer = read.signer;
-    v
+    read.into_verdict(Format::VdsNc, outcome, payload)
 }
 
 fn check(
