@@ -120,6 +120,13 @@ pub enum GateError {
     /// Signing failed.
     #[error(transparent)]
     Sign(#[from] crate::pki::SignError),
+    /// The signing facility's DSC is revoked in the store: whatever it signed now would
+    /// verify as revoked, so nothing is signed.
+    #[error("the signing certificate (kid {kid}) is revoked: nothing was signed; sign with a new key and certificate")]
+    SignerRevoked {
+        /// The revoked DSC's kid, base64.
+        kid: String,
+    },
     /// A state the gate itself should never reach; the run stops rather than lose rows.
     #[error("internal error: {0}")]
     Invariant(&'static str),

@@ -580,7 +580,8 @@ fn plain_doses(doses: &[LedgerDose]) -> Vec<Dose> {
     doses.iter().map(|d| d.dose).collect()
 }
 
-fn decide(p: &PersonWork, facility: &SigningFacility) -> Result<Decided, GateError> {
+/// `revoked_signers`: kids (base64) of revoked facility DSCs.
+fn decide(p: &PersonWork, facility: &SigningFacility, revoked_signers: &HashSet<String>) -> Result<Decided, GateError> {
     let holder_hash = facility.secret.holder_hash(&p.holder.name, &p.holder.dob);
     let live = || p.passports.iter().filter(|r| r.status != PassportStatus::Revoked);
     if p.doses.is_empty() {
@@ -608,12 +609,15 @@ fn decide(p: &PersonWork, facility: &SigningFacility) -> Result<Decided, GateErr
             })
             .collect()
     };
-    // The current passport is kept when it says the same and has not expired: a person whose
-    // passport ran out gets a new one from the next run that includes them.
-    let unexpired =
-        |r: &PassportRecord| r.signed_at.saturating_add(PASSPORT_LIFETIME_SECS) > facility.now.unix_timestamp();
+    // The current passport is kept when it says the same, has not expired and its signer's
+    // DSC is not revoked: a person whose passport ran out, or whose facility's key was
+    // revoked, gets a new one from the next run that includes them.
+    let usable = |r: &PassportRecord| {
+        r.signed_at.saturating_add(PASSPORT_LIFETIME_SECS) > facility.now.unix_timestamp()
+            && !revoked_signers.contains(&r.kid)
+    };
     if let Some(current) =
-        live().find(|r| r.status == PassportStatus::Current && r.content_hash == content_hash && unexpired(r))
+        live().find(|r| r.status == PassportStatus::Current && r.content_hash == content_hash && usable(r))
     {
         return Ok(Decided {
             fates: fates_except(&current.uvci),
@@ -738,10 +742,15 @@ pub(super) fn sign_and_record(
     summary: &mut Summary,
 ) -> Result<(Vec<String>, std::time::Duration), GateError> {
     let Work { persons, links } = work;
-    let decided: Vec<Decided> = persons.par_iter().map(|p| decide(p, facility)).collect::<Result<_, _>>()?;
+    let revoked_signers = sink.ledger().revoked_signers().map_err(sink_error)?;
+    let kid = facility.cert.kid.to_base64();
+    if revoked_signers.contains(&kid) {
+        return Err(GateError::SignerRevoked { kid });
+    }
+    let decided: Vec<Decided> =
+        persons.par_iter().map(|p| decide(p, facility, &revoked_signers)).collect::<Result<_, _>>()?;
     let plan = chunks(&persons, &links, facility.persons_per_commit.max(1));
     let total = persons.len() as u64;
-    let kid = facility.cert.kid.to_base64();
     let run_id = sink.run_id().to_owned();
     let facility_code = facility.facility_code.clone();
     let reason = retraction.map_or("", |r| r.0);

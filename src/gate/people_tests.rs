@@ -418,6 +418,7 @@ fn the_scenarios_hold_on_postgres() {
     a_row_of_another_facility_cannot_rewrite_a_record_on(World::postgres());
     a_re_issued_number_keeps_one_ledger_for_the_person_on(World::postgres());
     an_expired_passport_is_not_handed_out_again_on(World::postgres());
+    a_passport_of_a_revoked_signer_is_not_handed_out_again_on(World::postgres());
 }
 
 #[test]
@@ -493,4 +494,33 @@ fn an_expired_passport_is_not_handed_out_again_on(w: World) {
     assert_ne!(second.uvci, first.uvci);
     let statuses: Vec<_> = w.passports(0).into_iter().map(|r| (r.uvci, r.status)).collect();
     assert!(statuses.contains(&(first.uvci, PassportStatus::Superseded)), "{statuses:?}");
+}
+
+#[test]
+fn a_passport_of_a_revoked_signer_is_not_handed_out_again() {
+    a_passport_of_a_revoked_signer_is_not_handed_out_again_on(World::new());
+}
+
+fn a_passport_of_a_revoked_signer_is_not_handed_out_again_on(w: World) {
+    let rows = row("R1", 0, "Pfizer", "2021-07-01");
+    w.sign("week1", &rows);
+    let first = w.current(0).unwrap();
+    let revoked = World::facility("01001");
+    w.sink("x").store.revoke(&crate::store::Revocation::Facility(revoked.cert.kid.to_base64()), 0).unwrap();
+    // Its key signs nothing more: whatever it signed now would verify as revoked.
+    let mut sink = w.sink("week2");
+    let text = format!("{HEADER}{rows}");
+    let reader = DoseReader::new(text.as_bytes(), "doses.csv").unwrap();
+    let refused = super::super::run(reader, Some(&w.registry), &revoked, &mut sink).unwrap_err();
+    assert!(matches!(refused, GateError::SignerRevoked { .. }), "{refused}");
+    assert_eq!(w.current(0).unwrap().uvci, first.uvci, "the refused run changed nothing");
+    // The same dose through another facility's key: a new passport, not the revoked signer's.
+    let other = World::facility("01100");
+    let mut sink = w.sink("week2");
+    let reader = DoseReader::new(text.as_bytes(), "doses.csv").unwrap();
+    let s = super::super::run(reader, Some(&w.registry), &other, &mut sink).unwrap();
+    assert_eq!((s.reused, s.passports), (0, 1));
+    let second = w.current(0).unwrap();
+    assert_ne!(second.uvci, first.uvci);
+    assert_eq!(second.kid, other.cert.kid.to_base64());
 }

@@ -400,6 +400,9 @@ pub trait Ledger: Send {
     fn retracted_by_run(&mut self, run_id: &str) -> Result<Vec<String>, LedgerError>;
     /// What a run did to earlier passports.
     fn run_changes(&mut self, run_id: &str) -> Result<RunChanges, LedgerError>;
+    /// The kids (base64) of revoked facility DSCs: a passport they signed is never handed out
+    /// again as a person's current one.
+    fn revoked_signers(&mut self) -> Result<HashSet<String>, LedgerError>;
     /// Applies one chunk atomically; returns the stored `hc1` of UVCIs already present.
     fn apply(&mut self, change: &LedgerChange<'_>) -> Result<HashMap<String, String>, LedgerError>;
 }

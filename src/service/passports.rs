@@ -115,15 +115,19 @@ async fn lookup(
     let mut stored: Vec<_> = stored.into_iter().filter(|p| p.status != PassportStatus::Revoked).collect();
     stored.reverse();
     stored.sort_by_key(|p| p.status != PassportStatus::Current);
+    let verifier = state.verifier();
     for p in stored {
         let claim_ok = bool::from(p.claim_hash.ct_eq(&claim_hash));
+        let message = crate::passport::decode(&p.hc1).ok();
         // Our own passports: the date of birth is read from the signed content.
-        let dob_ok = crate::passport::decode(&p.hc1)
-            .ok()
+        let dob_ok = message
+            .as_ref()
             .and_then(|m| m.claims().ok())
             .and_then(|c| c.dcc.get("dob").and_then(|d| d.as_str()).map(|d| d == dob))
             .unwrap_or(false);
-        if claim_ok && dob_ok {
+        // Nor one whose signer's DSC was revoked since: it would verify as revoked.
+        let signer_revoked = message.as_ref().is_some_and(|m| signer_is_revoked(verifier.revocations(), m));
+        if claim_ok && dob_ok && !signer_revoked {
             let expires = now + DOWNLOAD_TOKEN_SECS;
             let token = format!(
                 "{expires}.{}",
@@ -202,6 +206,9 @@ async fn download(
     if status == PassportStatus::Revoked {
         return Err(ApiError::Gone("this passport has been revoked"));
     }
+    if crate::passport::decode(&hc1).is_ok_and(|m| signer_is_revoked(state.verifier().revocations(), &m)) {
+        return Err(ApiError::Gone("the certificate that signed this passport has been revoked"));
+    }
     // QR encoding and PDF layout take milliseconds: off the async workers.
     let bytes = tokio::task::spawn_blocking(move || match format {
         Some(f) => render_qr(&hc1, f),
@@ -216,4 +223,13 @@ async fn download(
         None => "application/pdf",
     };
     Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-store")], bytes).into_response())
+}
+
+/// Whether the DSC that signed `message` (by its kid) is revoked.
+fn signer_is_revoked(revocations: &crate::pki::Revocations, message: &crate::passport::CoseSign1) -> bool {
+    message
+        .kid
+        .as_deref()
+        .and_then(|k| <[u8; 8]>::try_from(k).ok())
+        .is_some_and(|k| revocations.is_facility_revoked(&crate::pki::Kid(k)))
 }

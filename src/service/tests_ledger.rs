@@ -26,6 +26,22 @@ async fn a_revoked_facility_signs_nothing_more() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passports_of_a_revoked_signer_are_neither_listed_nor_downloaded() {
+    let f = fixture(|_| {});
+    let an = f.passports.iter().find(|p| p.id_number == "001090000123").unwrap();
+    let (_, found) = lookup(&f.state, "001090000123", "1990-05-02", &an.claim_code).await;
+    let png = found["passports"][0]["png"].as_str().unwrap().to_owned();
+    assert_eq!(call(&f.state, Request::get(&png).body(Body::empty()).unwrap()).await.0, StatusCode::OK);
+    let revoke = json!({"kid": an.kid});
+    assert_eq!(call(&f.state, post_json("/api/v1/revocations", &revoke, Some(ADMIN_TOKEN))).await.0, StatusCode::OK);
+    // It would verify as revoked: the traveller is not offered it, and a link given earlier
+    // answers 410 like a revoked passport's.
+    let (status, found) = lookup(&f.state, "001090000123", "1990-05-02", &an.claim_code).await;
+    assert_eq!((status, found), (StatusCode::OK, json!({"passports": []})));
+    assert_eq!(call(&f.state, Request::get(&png).body(Body::empty()).unwrap()).await.0, StatusCode::GONE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_expire_and_are_revoked_on_their_own() {
     let f = fixture(|_| {});
     let status_of = |t: String| {

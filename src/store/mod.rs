@@ -7,7 +7,7 @@
 mod postgres;
 mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::corrections::{CountRow, Kind, Queue, Request, RequestTiming, Status};
 pub use crate::ledger::{LedgerChange, RunChanges};
@@ -411,6 +411,16 @@ impl crate::ledger::Ledger for Box<dyn Store> {
     }
     fn run_changes(&mut self, run_id: &str) -> Result<RunChanges, crate::ledger::LedgerError> {
         Ok(Store::run_changes(self.as_mut(), run_id)?)
+    }
+    fn revoked_signers(&mut self) -> Result<HashSet<String>, crate::ledger::LedgerError> {
+        Ok(self
+            .revocations()?
+            .into_iter()
+            .filter_map(|r| match r {
+                Revocation::Facility(kid) => Some(kid),
+                Revocation::Passport(_) => None,
+            })
+            .collect())
     }
     fn apply(&mut self, change: &LedgerChange<'_>) -> Result<HashMap<String, String>, crate::ledger::LedgerError> {
         Ok(Store::apply(self.as_mut(), change)?)
