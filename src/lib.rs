@@ -70,3 +70,20 @@ pub mod service;
 pub mod store;
 pub mod synthetic;
 pub mod verify;
+
+/// An error and its causes on one line, `a: b: c`, for logs: no error here repeats its
+/// `source()` in its own message (as in ripgrep), so each cause prints once. The binary
+/// prints anyhow's `{err:#}`, the same line.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}

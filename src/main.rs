@@ -15,25 +15,11 @@ fn main() -> ExitCode {
     let cli = vaxpass::cli::Cli::parse();
     match vaxpass::cli::run(cli) {
         Ok(code) => code,
+        // The error and its causes on one line (`a: b: c`): no error's message repeats
+        // its `source()`, so each cause prints once.
         Err(err) => {
-            eprintln!("vaxpass: {}", one_line(&err));
+            eprintln!("vaxpass: {err:#}");
             ExitCode::from(2)
         }
     }
-}
-
-/// The error and its causes on one line, each cause once: many errors already show their
-/// cause in their own message.
-fn one_line(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            if !line.is_empty() {
-                line.push_str(": ");
-            }
-            line.push_str(&text);
-        }
-    }
-    line
 }

@@ -193,8 +193,8 @@ struct FileSink {
     progress_lines: bool,
 }
 
-pub(super) fn sink_error(e: impl std::fmt::Display) -> GateError {
-    GateError::Sink(e.to_string())
+pub(super) fn sink_error(e: impl Into<crate::gate::Cause>) -> GateError {
+    GateError::sink("writing the outputs", e)
 }
 
 /// Writes `passports.jsonl` (and the QR images) on a thread of its own, so that encoding
@@ -224,7 +224,7 @@ impl PassportFile {
                     }
                 }
             }
-            out.into_inner().map_err(|e| sink_error(format!("writing passports.jsonl: {e}")))
+            out.into_inner().map_err(|e| GateError::sink("writing passports.jsonl", e.into_error()))
         })?;
         Ok(PassportFile { tx: Some(tx), thread: Some(thread) })
     }
@@ -233,15 +233,17 @@ impl PassportFile {
         match &self.tx {
             Some(tx) if tx.send(passports).is_ok() => Ok(()),
             // The thread stopped on an error: report it.
-            _ => self.finish().and(Err(GateError::Sink("the passports.jsonl writer stopped".into()))),
+            _ => {
+                self.finish().and(Err(GateError::Sink { context: "the passports.jsonl writer stopped", source: None }))
+            }
         }
     }
 
     /// Waits for everything to be written and returns the file.
     pub(super) fn finish(&mut self) -> Result<File, GateError> {
         self.tx = None;
-        let thread = self.thread.take().ok_or_else(|| GateError::Sink("passports.jsonl already closed".into()))?;
-        thread.join().map_err(|_| GateError::Sink("the passports.jsonl writer panicked".into()))?
+        let thread = self.thread.take().ok_or(GateError::Invariant("passports.jsonl closed twice"))?;
+        thread.join().map_err(|_| GateError::Invariant("the passports.jsonl writer thread panicked"))?
     }
 }
 

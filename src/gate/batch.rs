@@ -356,7 +356,7 @@ pub fn run<R: Read + Send>(
                     }
                 }
             })
-            .map_err(|e| GateError::Io(format!("cannot start the reader: {e}")))?;
+            .map_err(|source| GateError::Io { context: "cannot start the reader thread", source })?;
         let mut outcome = Ok(());
         for block in rx {
             let first = summary.input_rows;
@@ -386,7 +386,7 @@ pub fn run<R: Read + Send>(
             }
         }
         // Dropping the receiver (on an error above) stops the reader at its next block.
-        let read = reader.join().map_err(|_| GateError::Io("the reader panicked".into()))?;
+        let read = reader.join().map_err(|_| GateError::Invariant("the reader thread panicked"))?;
         outcome.and(read)
     })?;
     lap(&mut summary, "read and check rows");
@@ -395,7 +395,7 @@ pub fn run<R: Read + Send>(
         lap(&mut summary, "merge with the ledger");
         people::sign_and_record(work, facility, None, sink, &mut summary)
     });
-    let unlocked = sink.ledger().unlock_runs().map_err(|e| GateError::Sink(e.to_string()));
+    let unlocked = sink.ledger().unlock_runs().map_err(|e| GateError::sink("releasing the ledger", e));
     let (_, writer_busy) = recorded?;
     unlocked?;
     lap(&mut summary, "sign and record");

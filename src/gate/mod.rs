@@ -111,12 +111,24 @@ pub enum GateError {
         /// What is wrong.
         problem: String,
     },
-    /// Reading failed.
-    #[error("read error: {0}")]
-    Io(String),
+    /// Reading the input failed.
+    #[error("{context}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// The sink (output files, database) failed.
-    #[error("{0}")]
-    Sink(String),
+    #[error("{context}")]
+    Sink {
+        /// What was being done.
+        context: &'static str,
+        /// Why it failed, when another error says.
+        #[source]
+        source: Option<Cause>,
+    },
     /// Signing failed.
     #[error(transparent)]
     Sign(#[from] crate::pki::SignError),
@@ -132,9 +144,17 @@ pub enum GateError {
     Invariant(&'static str),
 }
 
+/// Any error that caused another, as the sinks and the ledger report them.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 impl GateError {
     pub(crate) fn input(file: &str, problem: impl Into<String>) -> GateError {
         GateError::Input { file: file.to_owned(), problem: problem.into() }
+    }
+
+    /// The sink failed at `context` because of `source`.
+    pub fn sink(context: &'static str, source: impl Into<Cause>) -> GateError {
+        GateError::Sink { context, source: Some(source.into()) }
     }
 }
 

@@ -63,8 +63,8 @@ pub(super) struct Work {
     pub links: Vec<(usize, usize)>,
 }
 
-fn sink_error(e: impl std::fmt::Display) -> GateError {
-    GateError::Sink(e.to_string())
+fn sink_error(e: impl Into<crate::gate::Cause>) -> GateError {
+    GateError::sink("reading or writing the ledger", e)
 }
 
 /// Who a registry, foreign or offline person is.
@@ -137,10 +137,10 @@ fn unseal(
     hash: &PersonHash,
 ) -> Result<Holder, GateError> {
     let bytes = sealed.get(hash).ok_or(GateError::Invariant("a person in the ledger without a sealed identity"))?;
-    let plain = facility
-        .secret
-        .open(bytes)
-        .ok_or_else(|| GateError::Sink("a sealed identity does not open with this deployment secret".into()))?;
+    let plain = facility.secret.open(bytes).ok_or(GateError::Sink {
+        context: "a sealed identity does not open with this deployment secret",
+        source: None,
+    })?;
     serde_json::from_slice(&plain).map_err(|_| GateError::Invariant("a sealed identity that does not parse"))
 }
 
@@ -812,7 +812,7 @@ pub(super) fn sign_and_record(
                 }
                 Ok(busy)
             })
-            .map_err(|e| GateError::Sink(format!("cannot start the output writer: {e}")))?;
+            .map_err(|e| GateError::sink("cannot start the output writer thread", e))?;
         let mut done = 0u64;
         for chunk in plan {
             let signed: Vec<Option<(SignedPassport, bool)>> = chunk
@@ -877,7 +877,7 @@ pub(super) fn sign_and_record(
             }
         }
         drop(tx);
-        writer.join().map_err(|_| GateError::Sink("the output writer panicked".into()))?
+        writer.join().map_err(|_| GateError::Invariant("the output writer thread panicked"))?
     })?;
     let changes = sink.ledger().run_changes(&run_id).map_err(sink_error)?;
     summary.revoked = changes.revoked.len() as u64;

@@ -179,13 +179,14 @@ impl<R: Read> DoseReader<R> {
                 self.set_physical_line(&mut record);
                 Ok(Some(RawRow::Record(record)))
             }
-            Err(e) => match e.kind() {
-                csv::ErrorKind::Io(_) => Err(GateError::Io(e.to_string())),
-                _ => {
-                    let line = e.position().map_or(0, |p| p.line()) + self.parser.line_offset;
-                    Ok(Some(RawRow::Unreadable(bad_row(format!("line:{line}"), "the row cannot be parsed as CSV"))))
-                }
+            Err(e) if e.is_io_error() => match e.into_kind() {
+                csv::ErrorKind::Io(source) => Err(GateError::Io { context: "reading doses.csv", source }),
+                _ => Err(GateError::Invariant("an I/O error without its cause")),
             },
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line()) + self.parser.line_offset;
+                Ok(Some(RawRow::Unreadable(bad_row(format!("line:{line}"), "the row cannot be parsed as CSV"))))
+            }
         }
     }
 

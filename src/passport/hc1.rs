@@ -30,8 +30,9 @@ pub(crate) fn encode(cose: &[u8]) -> String {
     let mut out = Vec::with_capacity(HC1_PREFIX.len() + z.len() * 3 / 2 + 2);
     out.extend_from_slice(HC1_PREFIX.as_bytes());
     base45_encode_into(&z, &mut out);
-    // Only the prefix and Base45 characters were written: ASCII.
-    String::from_utf8(out).unwrap_or_default()
+    // Only the prefix and Base45 characters were written: ASCII, never input.
+    #[allow(clippy::expect_used)]
+    String::from_utf8(out).expect("the prefix and Base45 characters are ASCII")
 }
 
 /// Base45 (RFC 9285 §4.2): each two bytes become three characters, a last odd byte two,

@@ -11,21 +11,40 @@ pub use pdf::certificate_pdf;
 
 use qrcode::{EcLevel, QrCode, Version};
 
-/// Why a QR code could not be made.
+/// Why a QR code could not be made. Each cause is in the message, not `source()`, so that
+/// it prints once.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     /// The text does not fit in a QR code at ECC Q (more than ~3,000 alphanumeric characters).
     #[error("the text does not fit in a QR code at error correction Q: {0}")]
-    TooLong(#[from] qrcode::types::QrError),
+    TooLong(qrcode::types::QrError),
     /// The PNG encoder failed.
     #[error("PNG encoding failed: {0}")]
-    Png(#[from] image::ImageError),
+    Png(image::ImageError),
     /// The text is not a passport whose content can be read.
     #[error("not a readable passport: {0}")]
-    Passport(#[from] crate::passport::DecodeError),
+    Passport(crate::passport::DecodeError),
     /// The PDF could not be written.
     #[error("PDF rendering failed: {0}")]
     Pdf(String),
+}
+
+impl From<qrcode::types::QrError> for RenderError {
+    fn from(e: qrcode::types::QrError) -> RenderError {
+        RenderError::TooLong(e)
+    }
+}
+
+impl From<image::ImageError> for RenderError {
+    fn from(e: image::ImageError) -> RenderError {
+        RenderError::Png(e)
+    }
+}
+
+impl From<crate::passport::DecodeError> for RenderError {
+    fn from(e: crate::passport::DecodeError) -> RenderError {
+        RenderError::Passport(e)
+    }
 }
 
 /// Image formats for a passport QR code.

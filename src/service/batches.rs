@@ -108,7 +108,7 @@ impl StoreSink {
         &self,
         f: impl FnOnce(&mut dyn crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
     ) -> Result<T, GateError> {
-        self.state.with_store_blocking(f).map_err(|e| GateError::Sink(e.to_string()))
+        self.state.with_store_blocking(f).map_err(|e| GateError::sink("the service's database", e))
     }
 }
 
@@ -237,7 +237,7 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
             }
         }
         Err(e) => {
-            tracing::error!(batch_id = %batch.batch_id, error = %e, "batch failed");
+            tracing::error!(batch_id = %batch.batch_id, error = %crate::Chain(&e), "batch failed");
             batch.status = "failed".into();
         }
     }

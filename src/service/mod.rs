@@ -108,7 +108,7 @@ pub enum StartError {
     #[error(transparent)]
     Issue(#[from] pki::IssueError),
     /// The database.
-    #[error("database: {0}")]
+    #[error("database")]
     Store(#[from] store::StoreError),
     /// Bad admin token hash.
     #[error("admin_token_sha256 is not 64 hex digits")]
@@ -120,10 +120,10 @@ pub enum StartError {
     #[error("the database thread: {0}")]
     StoreThread(String),
     /// The revocations could not be read.
-    #[error("reading the revocations: {0}")]
-    Revocations(String),
+    #[error("reading the revocations")]
+    Revocations(#[source] ApiError),
     /// The entry rules could not be loaded.
-    #[error("entry rules: {0}")]
+    #[error("entry rules")]
     Rules(#[from] crate::rules::RuleError),
 }
 
@@ -170,7 +170,9 @@ impl AppState {
                     // Development hierarchy: issue a short-lived signer from its root.
                     let ca = CaFiles::load(&root.join("key.pem"), &root.join("cert.pem"))?;
                     let issued = pki::issue_trust_list_signer(&ca, 30, now)?;
-                    let key_pem = issued.key_pem.unwrap_or_default();
+                    // It generates the key it certifies, so the key is always there.
+                    #[allow(clippy::expect_used)]
+                    let key_pem = issued.key_pem.expect("a newly issued signer comes with its key");
                     Some((SigningKey::from_pem(&root.join("(generated)"), key_pem.as_bytes())?, issued.cert_pem))
                 } else {
                     None
@@ -203,12 +205,7 @@ impl AppState {
                 rules,
             }),
         };
-        state.refresh_revocations().map_err(|e| {
-            StartError::Revocations(match e {
-                ApiError::Internal(cause) => cause,
-                other => other.to_string(),
-            })
-        })?;
+        state.refresh_revocations().map_err(StartError::Revocations)?;
         Ok(state)
     }
 
@@ -233,7 +230,10 @@ impl AppState {
     }
 
     fn verifier(&self) -> Arc<Verifier> {
-        self.inner.verifier.read().map(|v| Arc::clone(&v)).unwrap_or_default()
+        // The lock only guards swapping one `Arc` for another, which a panic cannot leave half
+        // done: a poisoned lock still holds a whole verifier (an empty default one would
+        // answer every passport as unknown).
+        Arc::clone(&self.inner.verifier.read().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Runs `f` on the store thread and awaits its answer.
@@ -284,7 +284,8 @@ impl AppState {
                 }
             }
         }
-        if let Ok(mut v) = self.inner.verifier.write() {
+        {
+            let mut v = self.inner.verifier.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             // Revocations only grow: a slower concurrent refresh must not put back an older list.
             if v.revocations().version <= version {
                 *v = Arc::new(v.with_revocations(r));

@@ -46,12 +46,13 @@ pub enum StoreError {
     /// The URL is neither `sqlite://FILE` nor `postgres://…`.
     #[error("database URL {0:?} is neither sqlite://FILE nor postgres://…")]
     Url(String),
-    /// SQLite failed.
+    /// SQLite failed (the cause in the message, not `source()`, so that it prints once).
     #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// PostgreSQL failed.
-    #[error("postgres: {0}")]
-    Postgres(#[from] ::postgres::Error),
+    Sqlite(rusqlite::Error),
+    /// PostgreSQL failed (the cause and its own causes in the message, not `source()`: its
+    /// "error connecting to server" says why only in its source).
+    #[error("postgres: {}", crate::Chain(.0))]
+    Postgres(::postgres::Error),
     /// A store thread could not be started.
     #[error("cannot start a database thread: {0}")]
     Thread(String),
@@ -424,6 +425,18 @@ impl crate::ledger::Ledger for Box<dyn Store> {
     }
     fn apply(&mut self, change: &LedgerChange<'_>) -> Result<HashMap<String, String>, crate::ledger::LedgerError> {
         Ok(Store::apply(self.as_mut(), change)?)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite(e)
+    }
+}
+
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> StoreError {
+        StoreError::Postgres(e)
     }
 }
 

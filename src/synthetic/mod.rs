@@ -137,9 +137,9 @@ pub enum GenError {
         /// The underlying error (in the message, not `source()`, so it prints once).
         cause: std::io::Error,
     },
-    /// Writing a CSV record failed.
+    /// Writing a CSV record failed (the cause in the message, not `source()`).
     #[error("cannot write CSV: {0}")]
-    Csv(#[from] csv::Error),
+    Csv(csv::Error),
     /// More follow-up weeks were asked for than [`MAX_WEEKS`].
     #[error("at most {max} follow-up weeks can be generated, {requested} were requested")]
     TooManyWeeks {
@@ -2012,6 +2012,12 @@ impl DoseWindow {
             out.write_dose(p.seq, &p.item)?;
         }
         Ok(())
+    }
+}
+
+impl From<csv::Error> for GenError {
+    fn from(e: csv::Error) -> GenError {
+        GenError::Csv(e)
     }
 }
 
