@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use time::OffsetDateTime;
 
-use super::sign::{FacilityFiles, PassportFile, finish_outputs, load_secret, load_signer, sink_error, tmp};
+use super::sign::{PassportFile, finish_outputs, load_secret, sink_error, tmp};
 use crate::gate::output::create_private_file;
 use crate::gate::{self, BatchSink, GateError, Rejection, RetractScope, SignedPassport};
 use crate::ledger::Ledger;
@@ -116,8 +116,8 @@ pub(super) fn run(args: RetractArgs) -> anyhow::Result<ExitCode> {
     if ids.len() > MAX_RECORDS {
         bail!("{} record ids: a retraction takes at most {MAX_RECORDS}", ids.len());
     }
-    let files = FacilityFiles { key: &args.key, cert: &args.cert, chain: args.chain.as_deref() };
-    let facility = load_signer(&files, now, load_secret(&args.secret)?, true, gate::PERSONS_PER_COMMIT)?;
+    let signer = gate::FacilitySigner::load(&args.key, &args.cert, args.chain.as_deref(), now.unix_timestamp())?;
+    let facility = gate::SigningFacility::new(signer, load_secret(&args.secret)?, now);
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create", args.out.display()))?;
     let create = |name: &str| -> anyhow::Result<BufWriter<File>> {
         let p = tmp(&args.out, name);
@@ -127,7 +127,7 @@ pub(super) fn run(args: RetractArgs) -> anyhow::Result<ExitCode> {
     rejected.write_record(["record_id", "reason", "detail", "suggestion"])?;
     let mut sink = RetractSink {
         run_id: gate::retraction_run_id(
-            if args.ministry { "ministry" } else { &facility.facility_code },
+            if args.ministry { "ministry" } else { &facility.signer.facility_code },
             &ids,
             &args.reason,
         ),
@@ -135,10 +135,13 @@ pub(super) fn run(args: RetractArgs) -> anyhow::Result<ExitCode> {
         passports: PassportFile::start(create("passports.jsonl")?, None)
             .context("starting the passports.jsonl writer")?,
     };
-    let scope = if args.ministry { RetractScope::Ministry } else { RetractScope::Facility(&facility.facility_code) };
+    let scope =
+        if args.ministry { RetractScope::Ministry } else { RetractScope::Facility(&facility.signer.facility_code) };
     let outcome = gate::retract(&ids, &args.reason, scope, &facility, &mut sink)?;
-    sink.store
-        .record_run_counts(&sink.run_id, &crate::corrections::retraction_counts(&facility.facility_code, &outcome))?;
+    sink.store.record_run_counts(
+        &sink.run_id,
+        &crate::corrections::retraction_counts(&facility.signer.facility_code, &outcome),
+    )?;
     let answer = serde_json::to_string(&outcome)?;
     let rejected = rejected.into_inner().map_err(|e| anyhow::anyhow!("writing rejected.csv: {e}"))?;
     let passports = sink.passports.finish().map_err(sink_error)?;

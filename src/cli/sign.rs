@@ -11,11 +11,10 @@ use time::OffsetDateTime;
 
 use crate::gate::output::{create_private_file, csv_safe_cell};
 use crate::gate::{
-    self, BatchSink, DerivationKey, DoseReader, GateError, Registry, Rejection, SignedPassport, SigningFacility,
-    Summary,
+    self, BatchSink, DerivationKey, DoseReader, FacilitySigner, GateError, Registry, Rejection, SignedPassport,
+    SigningFacility, Summary,
 };
 use crate::ledger::Ledger;
-use crate::pki::{self, SigningKey, parse_certificates};
 use crate::render::{QrFormat, render_qr};
 use crate::store::{self, BatchRecord, Store};
 
@@ -103,62 +102,6 @@ pub(super) fn load_secret(path: &Path) -> anyhow::Result<DerivationKey> {
         eprintln!("created the deployment secret {}", path.display());
     }
     Ok(key)
-}
-
-/// The facility key, certificate and chain files a signing command takes.
-pub(super) struct FacilityFiles<'a> {
-    pub key: &'a Path,
-    pub cert: &'a Path,
-    pub chain: Option<&'a Path>,
-}
-
-fn load_facility(args: &SignArgs, now: OffsetDateTime, secret: DerivationKey) -> anyhow::Result<SigningFacility> {
-    let files = FacilityFiles { key: &args.key, cert: &args.cert, chain: args.chain.as_deref() };
-    load_signer(&files, now, secret, !args.no_history, args.commit_every as usize)
-}
-
-/// Loads a facility's key and DSC and checks that they belong together, that the DSC names a
-/// facility and is valid at `now`, and that the chain starts with it.
-pub(super) fn load_signer(
-    files: &FacilityFiles<'_>,
-    now: OffsetDateTime,
-    secret: DerivationKey,
-    include_history: bool,
-    persons_per_commit: usize,
-) -> anyhow::Result<SigningFacility> {
-    let args = files;
-    let key = SigningKey::open(args.key)?;
-    let cert_bytes = pki::read_file(args.cert)?;
-    let cert = parse_certificates(&cert_bytes, true)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.cert.display()))?
-        .into_iter()
-        .next()
-        .with_context(|| format!("{}: no certificate", args.cert.display()))?;
-    if cert.key != key.public_key() {
-        bail!("{}: does not match the certificate {}", args.key.display(), args.cert.display());
-    }
-    let facility_code = cert.facility_code.clone().with_context(|| {
-        format!("{}: not a facility DSC (no serialNumber=PPNNN facility code)", args.cert.display())
-    })?;
-    pki::check_passport_signer(&cert).map_err(|e| anyhow::anyhow!("{}: {e}", args.cert.display()))?;
-    pki::check_validity(&cert, now.unix_timestamp()).map_err(|e| anyhow::anyhow!("{}: {e}", args.cert.display()))?;
-    if let Some(chain) = args.chain {
-        let certs = parse_certificates(&pki::read_file(chain)?, true)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", chain.display()))?;
-        if certs.first().map(|c| c.der()) != Some(cert.der()) {
-            bail!("{}: does not start with the certificate {}", chain.display(), args.cert.display());
-        }
-    }
-    Ok(SigningFacility {
-        key,
-        cert,
-        facility_code,
-        secret,
-        issuer: "Ministry of Health Viet Nam".into(),
-        include_history,
-        now,
-        persons_per_commit,
-    })
 }
 
 /// Batch id: the signing facility and the input file's content (SHA-256), so that re-running
@@ -290,7 +233,7 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     let now = args.at.unwrap_or_else(OffsetDateTime::now_utc);
     // Everything that can be refused is checked before anything is written: the facility's
     // key and certificate, then the inputs' headers; the secret and outputs come after.
-    let facility_check = load_facility(&args, now, DerivationKey::new(&[0; 32]))?;
+    let signer = FacilitySigner::load(&args.key, &args.cert, args.chain.as_deref(), now.unix_timestamp())?;
     if let Some(jobs) = args.jobs {
         if jobs == 0 {
             bail!("--jobs must be at least 1");
@@ -309,7 +252,11 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     let registry_time = registry_clock.elapsed();
     let input = File::open(&args.input).with_context(|| format!("{}: cannot open", args.input.display()))?;
     let reader = DoseReader::new(std::io::BufReader::with_capacity(1 << 20, input), &args.input.display().to_string())?;
-    let facility = SigningFacility { secret: load_secret(&args.secret)?, ..facility_check };
+    let facility = SigningFacility {
+        include_history: !args.no_history,
+        persons_per_commit: args.commit_every as usize,
+        ..SigningFacility::new(signer, load_secret(&args.secret)?, now)
+    };
 
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create", args.out.display()))?;
     let qr = match args.qr {
@@ -330,8 +277,8 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     let mut rejected = csv::Writer::from_writer(create("rejected.csv")?);
     rejected.write_record(["record_id", "reason", "detail", "suggestion"])?;
     let batch = BatchRecord {
-        batch_id: batch_id(&facility.facility_code, &args.input)?,
-        facility_code: facility.facility_code.clone(),
+        batch_id: batch_id(&facility.signer.facility_code, &args.input)?,
+        facility_code: facility.signer.facility_code.clone(),
         status: "running".into(),
         persons_total: 0,
         persons_done: 0,
@@ -359,7 +306,8 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     finish_outputs(&args.out, rejected, passports, &summary.revoked_uvcis, &summary_json, &create)?;
     sink.batch.status = "done".into();
     sink.batch.summary = Some(summary_json.clone());
-    sink.store.record_run_counts(&sink.run_id, &crate::corrections::run_counts(&facility.facility_code, &summary))?;
+    sink.store
+        .record_run_counts(&sink.run_id, &crate::corrections::run_counts(&facility.signer.facility_code, &summary))?;
     sink.store.save_batch(&sink.batch, now.unix_timestamp())?;
 
     if args.timings {

@@ -13,10 +13,11 @@ use time::OffsetDateTime;
 use super::checks::{PersonKey, RowIdentity, check_row};
 use super::registry::Registry;
 use super::rows::{DoseReader, RawRow};
+use super::signer::{FacilitySigner, ISSUER};
 use super::{GateError, Rejection, people};
 use crate::ledger::{Ledger, SignedPassport};
 use crate::passport;
-use crate::pki::{Certificate, SignatureAlgorithm, SigningKey};
+use crate::pki::SignatureAlgorithm;
 
 /// Default passport lifetime: 365 days (SPEC §3; Decision 5772: valid 12 months).
 pub const PASSPORT_LIFETIME_SECS: i64 = 365 * 86_400;
@@ -229,12 +230,8 @@ fn with_doses<'a>(person: &[&'a [u8]], doses: &[passport::Dose]) -> Vec<std::bor
 
 /// The signing facility: its key, DSC and code, loaded and checked once.
 pub struct SigningFacility {
-    /// The facility's key.
-    pub key: SigningKey,
-    /// Its DSC.
-    pub cert: Certificate,
-    /// Its facility code (from the DSC).
-    pub facility_code: String,
+    /// Who signs: the facility's key, DSC and code.
+    pub signer: FacilitySigner,
     /// The derivation key.
     pub secret: DerivationKey,
     /// `is` of every passport.
@@ -248,10 +245,23 @@ pub struct SigningFacility {
 }
 
 impl SigningFacility {
+    /// A run of `signer` at `now` with the deployment's `secret` and the defaults: issuer
+    /// [`ISSUER`], the dose history written, [`PERSONS_PER_COMMIT`] persons per transaction.
+    pub fn new(signer: FacilitySigner, secret: DerivationKey, now: OffsetDateTime) -> SigningFacility {
+        SigningFacility {
+            signer,
+            secret,
+            issuer: ISSUER.to_owned(),
+            include_history: true,
+            now,
+            persons_per_commit: PERSONS_PER_COMMIT,
+        }
+    }
+
     /// The passport algorithm the facility's key implies (SPEC §10): P-256 keys sign ES256,
     /// RSA keys PS256.
     pub(crate) fn algorithm(&self) -> passport::Algorithm {
-        match self.key.algorithm() {
+        match self.signer.key.algorithm() {
             SignatureAlgorithm::Es256 => passport::Algorithm::Es256,
             SignatureAlgorithm::Ps256 => passport::Algorithm::Ps256,
         }
@@ -260,7 +270,7 @@ impl SigningFacility {
 
 impl std::fmt::Debug for SigningFacility {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigningFacility {{ facility_code: {:?} }}", self.facility_code)
+        write!(f, "SigningFacility {{ facility_code: {:?} }}", self.signer.facility_code)
     }
 }
 

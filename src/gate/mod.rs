@@ -15,6 +15,7 @@ pub mod output;
 mod people;
 mod registry;
 mod rows;
+mod signer;
 
 pub use crate::ledger::{MIN_DOSE_INTERVAL_DAYS, SignedPassport};
 pub use batch::{BatchSink, DerivationKey, PERSONS_PER_COMMIT, SealError, SigningFacility, Summary, run};
@@ -22,6 +23,7 @@ pub use checks::{PROGRAMME_START, PersonKey};
 pub use people::{RetractScope, Retraction, retract, retraction_run_id};
 pub use registry::{Registry, RegistryPerson};
 pub use rows::{DoseReader, DoseRow};
+pub use signer::{FacilitySigner, ISSUER, SignerError};
 
 use serde::Serialize;
 

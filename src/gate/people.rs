@@ -344,11 +344,11 @@ pub(super) fn from_batch(
         .zip(&holders)
         .map(|(m, holder)| -> Result<Option<usize>, GateError> {
             let doses: Vec<Dose> = m.doses.iter().map(|d| d.dose).collect();
-            let uvci = Uvci::new(&facility.facility_code, &facility.secret.uvci_opaque(&[], &doses))
+            let uvci = Uvci::new(&facility.signer.facility_code, &facility.secret.uvci_opaque(&[], &doses))
                 .map_err(|_| GateError::Invariant("a UVCI could not be built"))?;
             let content = content_of(holder, &doses, uvci, facility);
-            let (alg, sig_len) = (facility.algorithm(), facility.key.signature_len());
-            let len = passport::estimated_hc1_len_with(&content, alg, sig_len, &facility.cert.kid.0)
+            let (alg, sig_len) = (facility.algorithm(), facility.signer.key.signature_len());
+            let len = passport::estimated_hc1_len_with(&content, alg, sig_len, &facility.signer.cert.kid.0)
                 .ok_or(GateError::Invariant("a passport's length could not be estimated"))?;
             Ok((len + passport::HC1_LEN_ESTIMATE_MARGIN > MAX_HC1_LEN_Q).then_some(len))
         })
@@ -633,12 +633,12 @@ fn decide(p: &PersonWork, facility: &SigningFacility, revoked_signers: &HashSet<
     let mut uvci = None;
     for generation in 0u32..64 {
         let mut parts: Vec<&[u8]> = person.to_vec();
-        parts.push(&facility.cert.kid.0);
+        parts.push(&facility.signer.cert.kid.0);
         let g = generation.to_be_bytes();
         if generation > 0 {
             parts.push(&g);
         }
-        let candidate = Uvci::new(&facility.facility_code, &facility.secret.uvci_opaque(&parts, &doses))
+        let candidate = Uvci::new(&facility.signer.facility_code, &facility.secret.uvci_opaque(&parts, &doses))
             .map_err(|_| GateError::Invariant("a UVCI could not be built"))?;
         if !taken.contains(candidate.as_str()) {
             uvci = Some(candidate);
@@ -652,7 +652,7 @@ fn decide(p: &PersonWork, facility: &SigningFacility, revoked_signers: &HashSet<
 /// What a passport of `holder` with `doses` says when `facility` signs it now.
 fn content_of(holder: &Holder, doses: &[Dose], uvci: Uvci, facility: &SigningFacility) -> PassportContent {
     let iat = facility.now.unix_timestamp();
-    let not_after = facility.cert.validity.map_or(i64::MAX, |v| v.1);
+    let not_after = facility.signer.cert.validity.map_or(i64::MAX, |v| v.1);
     PassportContent {
         person: Person { full_name: holder.name.clone(), dob: holder.dob.clone() },
         doses: number_doses(doses),
@@ -743,7 +743,7 @@ pub(super) fn sign_and_record(
 ) -> Result<(Vec<String>, std::time::Duration), GateError> {
     let Work { persons, links } = work;
     let revoked_signers = sink.ledger().revoked_signers().map_err(sink_error)?;
-    let kid = facility.cert.kid.to_base64();
+    let kid = facility.signer.cert.kid.to_base64();
     if revoked_signers.contains(&kid) {
         return Err(GateError::SignerRevoked { kid });
     }
@@ -752,7 +752,7 @@ pub(super) fn sign_and_record(
     let plan = chunks(&persons, &links, facility.persons_per_commit.max(1));
     let total = persons.len() as u64;
     let run_id = sink.run_id().to_owned();
-    let facility_code = facility.facility_code.clone();
+    let facility_code = facility.signer.facility_code.clone();
     let reason = retraction.map_or("", |r| r.0);
     // The audit log names the ministry when it retracts, not the facility whose key re-signs.
     let acting_for = match retraction {
@@ -824,10 +824,11 @@ pub(super) fn sign_and_record(
                         Decision::Reuse(r) => (finish(p, d, facility, &r.kid, r.uvci.clone(), String::new()), false),
                         Decision::Sign(uvci) => {
                             let content = content_of(&p.holder, &plain_doses(&p.doses), uvci.clone(), facility);
-                            let hc1 = passport::sign(&content, facility.algorithm(), &facility.cert.kid.0, |m| {
-                                facility.key.sign(m)
-                            })?
-                            .ok_or(GateError::Invariant("a passport without doses"))?;
+                            let hc1 =
+                                passport::sign(&content, facility.algorithm(), &facility.signer.cert.kid.0, |m| {
+                                    facility.signer.key.sign(m)
+                                })?
+                                .ok_or(GateError::Invariant("a passport without doses"))?;
                             // The estimate's margin is three times the spread measured; a
                             // passport past it stops the run rather than being handed out.
                             if hc1.len() > MAX_HC1_LEN_Q {

@@ -3,15 +3,15 @@
 //! passport always carries exactly their ledger doses.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
 
 use proptest::prelude::*;
 use time::macros::datetime;
 
 use super::*;
-use crate::gate::{BatchSink, DerivationKey, DoseReader, GateError, Registry, Rejection, SigningFacility, Summary};
+use crate::gate::{
+    BatchSink, DerivationKey, DoseReader, FacilitySigner, GateError, Registry, Rejection, SigningFacility, Summary,
+};
 use crate::ledger::{Ledger, PassportStatus, SignedPassport};
-use crate::pki::SigningKey;
 use crate::store::Store;
 
 const REGISTRY: &str = "id_number,old_id,full_name,dob,sex
@@ -96,18 +96,13 @@ impl World {
     }
 
     fn facility(code: &str) -> SigningFacility {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("keys-example/facility-{code}"));
         SigningFacility {
-            key: SigningKey::load(&dir.join("key.pem")).unwrap(),
-            cert: crate::pki::parse_certificates(&std::fs::read(dir.join("cert.pem")).unwrap(), true)
-                .unwrap()
-                .remove(0),
-            facility_code: code.into(),
-            secret: DerivationKey::new(&[7; 32]),
-            issuer: "Ministry of Health Viet Nam".into(),
-            include_history: true,
-            now: datetime!(2027-01-10 00:00 UTC),
             persons_per_commit: 2,
+            ..SigningFacility::new(
+                FacilitySigner::example(code),
+                DerivationKey::new(&[7; 32]),
+                datetime!(2027-01-10 00:00 UTC),
+            )
         }
     }
 
@@ -506,7 +501,7 @@ fn a_passport_of_a_revoked_signer_is_not_handed_out_again_on(w: World) {
     w.sign("week1", &rows);
     let first = w.current(0).unwrap();
     let revoked = World::facility("01001");
-    w.sink("x").store.revoke(&crate::store::Revocation::Facility(revoked.cert.kid.to_base64()), 0).unwrap();
+    w.sink("x").store.revoke(&crate::store::Revocation::Facility(revoked.signer.cert.kid.to_base64()), 0).unwrap();
     // Its key signs nothing more: whatever it signed now would verify as revoked.
     let mut sink = w.sink("week2");
     let text = format!("{HEADER}{rows}");
@@ -522,5 +517,5 @@ fn a_passport_of_a_revoked_signer_is_not_handed_out_again_on(w: World) {
     assert_eq!((s.reused, s.passports), (0, 1));
     let second = w.current(0).unwrap();
     assert_ne!(second.uvci, first.uvci);
-    assert_eq!(second.kid, other.cert.kid.to_base64());
+    assert_eq!(second.kid, other.signer.cert.kid.to_base64());
 }

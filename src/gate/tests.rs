@@ -1,11 +1,8 @@
 //! The SPEC §5 rules, one test each, through `check_row` and `run`.
 
-use std::path::Path;
-
 use time::macros::{date, datetime};
 
 use super::*;
-use crate::pki::{Certificate, SigningKey};
 
 const REGISTRY: &str = "id_number,old_id,full_name,dob,sex
 001090000123,012345678,Nguyễn Văn An,1990-05-02,M
@@ -222,22 +219,11 @@ impl BatchSink for MemorySink {
 }
 
 fn facility() -> SigningFacility {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example/facility-01001");
-    let key = SigningKey::load(&dir.join("key.pem")).unwrap();
-    let cert = Certificate::from_der_strict(
-        crate::pki::parse_certificates(&std::fs::read(dir.join("cert.pem")).unwrap(), true).unwrap()[0].der(),
+    SigningFacility::new(
+        super::FacilitySigner::example("01001"),
+        DerivationKey::new(&[7; 32]),
+        datetime!(2027-01-10 00:00 UTC),
     )
-    .unwrap();
-    SigningFacility {
-        key,
-        cert,
-        facility_code: "01001".into(),
-        secret: DerivationKey::new(&[7; 32]),
-        issuer: "Ministry of Health Viet Nam".into(),
-        include_history: true,
-        now: datetime!(2027-01-10 00:00 UTC),
-        persons_per_commit: crate::gate::PERSONS_PER_COMMIT,
-    }
 }
 
 fn run_batch(doses: &str, sink: &mut MemorySink) -> Summary {
@@ -325,11 +311,10 @@ fn new_key_or_no_history_gives_a_new_passport_and_a_rerun_the_same() {
     let mut no_history = facility();
     no_history.include_history = false;
     assert!(uvcis(no_history).iter().all(|u| !first.contains(u)));
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example/facility-01100");
+    // The facility's code with another key and DSC (a key rotation).
     let mut other_key = facility();
-    other_key.key = SigningKey::load(&dir.join("key.pem")).unwrap();
-    other_key.cert =
-        crate::pki::parse_certificates(&std::fs::read(dir.join("cert.pem")).unwrap(), true).unwrap().remove(0);
+    let rotated = super::FacilitySigner::example("01100");
+    (other_key.signer.key, other_key.signer.cert) = (rotated.key, rotated.cert);
     assert!(uvcis(other_key).iter().all(|u| !first.contains(u)), "a key rotation issues new passports");
 }
 

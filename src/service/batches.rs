@@ -13,9 +13,11 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
-use crate::gate::{self, BatchSink, DoseReader, GateError, RejectReason, Rejection, SignedPassport, SigningFacility};
+use crate::gate::{
+    self, BatchSink, DoseReader, FacilitySigner, GateError, RejectReason, Rejection, SignedPassport, SignerError,
+    SigningFacility,
+};
 use crate::ledger::Ledger;
-use crate::pki::{SigningKey, parse_certificates};
 use crate::store::{BatchRecord, BatchRejection, Store};
 
 /// Rows of passports and rejections a batch answer lists at most.
@@ -46,34 +48,27 @@ pub(super) fn facility_signer(state: &AppState, code: &str) -> Result<SigningFac
     if !crate::pki::pkcs11::is_pkcs11_uri(&key_arg.to_string_lossy()) && !key_arg.exists() {
         return Err(missing());
     }
-    let key = SigningKey::open(&key_arg).map_err(ApiError::internal)?;
-    let cert = parse_certificates(&crate::pki::read_file(&dir.join("cert.pem")).map_err(ApiError::internal)?, true)
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .next()
-        .ok_or_else(missing)?;
     let now = state.now();
-    if cert.key != key.public_key() || cert.facility_code.as_deref() != Some(code) {
-        return Err(ApiError::internal(format!("{}: key and certificate do not belong together", dir.display())));
+    let cert = dir.join("cert.pem");
+    let signer = FacilitySigner::load(&key_arg, &cert, None, now.unix_timestamp()).map_err(|e| match e {
+        SignerError::NoCertificate { .. } => missing(),
+        // Expired, not yet valid or not a passport signer: the ministry's to fix, not a fault.
+        e if e.is_policy() => ApiError::Conflict(e.to_string()),
+        e => ApiError::internal(e),
+    })?;
+    if signer.facility_code != code {
+        return Err(ApiError::internal(format!(
+            "{}: the certificate names facility {}",
+            cert.display(),
+            signer.facility_code
+        )));
     }
-    crate::pki::check_validity(&cert, now.unix_timestamp()).map_err(|e| ApiError::Conflict(e.to_string()))?;
-    // Only a facility DSC signs passports (issue #8 item 11), whatever sits in its directory.
-    crate::pki::check_passport_signer(&cert).map_err(|e| ApiError::Conflict(format!("{}: {e}", dir.display())))?;
     // A revoked DSC signs nothing more here (its tokens were disabled with it; this also
     // covers a revocation made through another instance or before a token was created).
-    if state.verifier().revocations().is_facility_revoked(&cert.kid) {
+    if state.verifier().revocations().is_facility_revoked(&signer.cert.kid) {
         return Err(ApiError::Forbidden("this facility's signing certificate is revoked".into()));
     }
-    Ok(SigningFacility {
-        key,
-        cert,
-        facility_code: code.to_owned(),
-        secret: state.inner.secret.clone(),
-        issuer: "Ministry of Health Viet Nam".into(),
-        include_history: true,
-        now,
-        persons_per_commit: crate::gate::PERSONS_PER_COMMIT,
-    })
+    Ok(SigningFacility::new(signer, state.inner.secret.clone(), now))
 }
 
 /// Feeds a service batch's results into the store: the ledger through a connection of the
@@ -325,11 +320,11 @@ mod tests {
         let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example");
         // 01001's own key, configured explicitly: accepted.
         let (_d, state) = state_with(&keys.join("facility-01001/key.pem").display().to_string());
-        assert_eq!(facility_signer(&state, "01001").unwrap().facility_code, "01001");
+        assert_eq!(facility_signer(&state, "01001").unwrap().signer.facility_code, "01001");
         // Another facility's key for 01001's certificate: refused.
         let (_d, state) = state_with(&keys.join("facility-01100/key.pem").display().to_string());
         let Err(ApiError::Internal(e)) = facility_signer(&state, "01001") else { panic!("a mismatched key was used") };
-        assert!(e.ends_with("key and certificate do not belong together"), "{e}");
+        assert!(e.contains("does not match the certificate"), "{e}");
         // A token URI whose module is missing: the token's one-line reason.
         let (_d, state) = state_with("pkcs11:token=t;object=dsc?module-path=/nonexistent/libp11.so&pin-value=1");
         let Err(ApiError::Internal(e)) = facility_signer(&state, "01001") else { panic!("an unloadable key was used") };

@@ -11,7 +11,7 @@ use tower::ServiceExt as _;
 
 use super::*;
 use crate::gate::{self, BatchSink, DoseReader, GateError, Registry, Rejection, SignedPassport, SigningFacility};
-use crate::pki::{Certificate, SigningKey};
+use crate::pki::Certificate;
 
 #[path = "tests_ledger.rs"]
 mod ledger;
@@ -80,19 +80,7 @@ fn fixture(tweak: impl FnOnce(&mut Config)) -> Fixture {
     };
     tweak(&mut config);
     let (secret, _) = DerivationKey::load_or_create(&config.secret).unwrap();
-    let facility_dir = keys().join("facility-01001");
-    let facility = SigningFacility {
-        key: SigningKey::load(&facility_dir.join("key.pem")).unwrap(),
-        cert: crate::pki::parse_certificates(&std::fs::read(facility_dir.join("cert.pem")).unwrap(), true)
-            .unwrap()
-            .remove(0),
-        facility_code: "01001".into(),
-        secret,
-        issuer: "Ministry of Health Viet Nam".into(),
-        include_history: true,
-        now: config.clock.now(),
-        persons_per_commit: crate::gate::PERSONS_PER_COMMIT,
-    };
+    let facility = SigningFacility::new(crate::gate::FacilitySigner::example("01001"), secret, config.clock.now());
     let store = store::open(&config.db).unwrap();
     let registry = Registry::load(REGISTRY.as_bytes(), "registry.csv").unwrap();
     let mut sink = StoreSink(store, Vec::new());
