@@ -10,7 +10,7 @@ use ring::{aead, hmac};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::checks::{PersonKey, RowIdentity, check_row};
+use super::checks::{AcceptedRow, PersonKey, RowIdentity, check_row};
 use super::registry::Registry;
 use super::rows::{DoseReader, RawRow};
 use super::signer::{FacilitySigner, ISSUER};
@@ -330,7 +330,7 @@ const CHECK_BLOCK: usize = 16_384;
 /// person are held until signing, because a person's rows may be anywhere in the file;
 /// rejected rows go straight to the sink.
 pub fn run<R: Read + Send>(
-    mut doses: DoseReader<R>,
+    doses: DoseReader<R>,
     registry: Option<&Registry>,
     facility: &SigningFacility,
     sink: &mut dyn BatchSink,
@@ -343,6 +343,32 @@ pub fn run<R: Read + Send>(
         summary.phases.push((phase, now - clock));
         clock = now;
     };
+    let (accepted, identities) = check_rows(doses, registry, today, sink, &mut summary)?;
+    lap(&mut summary, "read and check rows");
+    // From the first read of the ledger to the last write, this run holds it alone.
+    let recorded = people::from_batch(accepted, registry, &identities, facility, sink, &mut summary).and_then(|work| {
+        lap(&mut summary, "merge with the ledger");
+        people::sign_and_record(work, facility, None, sink, &mut summary)
+    });
+    let unlocked = sink.ledger().unlock_runs().map_err(|e| GateError::sink("releasing the ledger", e));
+    let (_, writer_busy) = recorded?;
+    unlocked?;
+    lap(&mut summary, "sign and record");
+    summary.phases.push(("  of which the writer was busy recording", writer_busy));
+    Ok(summary)
+}
+
+/// The first phase of a run: every row of `doses` parsed and checked on its own (SPEC §5 up
+/// to `BAD_DATE`; the per-person checks come with the ledger), rejections counted and handed
+/// to the sink in file order. Returns the accepted rows and the first identity each person
+/// was typed with.
+fn check_rows<R: Read + Send>(
+    mut doses: DoseReader<R>,
+    registry: Option<&Registry>,
+    today: time::Date,
+    sink: &mut dyn BatchSink,
+    summary: &mut Summary,
+) -> Result<(Vec<AcceptedRow>, HashMap<PersonKey, RowIdentity>), GateError> {
     let mut accepted = Vec::new();
     let mut identities: HashMap<PersonKey, RowIdentity> = HashMap::new();
     // One thread splits the file into rows, block by block; the pool parses and checks the
@@ -389,7 +415,7 @@ pub fn run<R: Read + Send>(
                     accepted.push(acc);
                     Ok(())
                 }
-                Err(r) => reject(&mut summary, &r, sink),
+                Err(r) => reject(summary, &r, sink),
             });
             if outcome.is_err() {
                 break;
@@ -399,18 +425,7 @@ pub fn run<R: Read + Send>(
         let read = reader.join().map_err(|_| GateError::Invariant("the reader thread panicked"))?;
         outcome.and(read)
     })?;
-    lap(&mut summary, "read and check rows");
-    // From the first read of the ledger to the last write, this run holds it alone.
-    let recorded = people::from_batch(accepted, registry, &identities, facility, sink, &mut summary).and_then(|work| {
-        lap(&mut summary, "merge with the ledger");
-        people::sign_and_record(work, facility, None, sink, &mut summary)
-    });
-    let unlocked = sink.ledger().unlock_runs().map_err(|e| GateError::sink("releasing the ledger", e));
-    let (_, writer_busy) = recorded?;
-    unlocked?;
-    lap(&mut summary, "sign and record");
-    summary.phases.push(("  of which the writer was busy recording", writer_busy));
-    Ok(summary)
+    Ok((accepted, identities))
 }
 
 /// Counts a rejected row and hands it to the sink.
