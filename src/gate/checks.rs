@@ -11,7 +11,7 @@ use super::names::names_match;
 use super::registry::{Registry, RegistryPerson};
 use super::rows::{DoseRow, bad_row};
 use super::{RejectReason, Rejection};
-use crate::passport::translit::{MAX_NAME_PART_LEN, normalize_name, overlong_name_part};
+use crate::passport::translit::{MAX_NAME_PART_LEN, normalise_name, overlong_name_part};
 use crate::passport::{Dose, Person, vaccines};
 
 /// COVID-19 vaccination in Viet Nam began on 2021-03-08 (SPEC §5 `BAD_DATE`).
@@ -177,7 +177,7 @@ pub fn check_row(
     let (person, identity, birth) = match (&id, registry) {
         (IdNumber::Foreign(passport_no), _) => {
             let identity = RowIdentity {
-                person: Person { full_name: normalize_name(row.full_name), dob: dob.to_iso() },
+                person: Person { full_name: normalise_name(row.full_name), dob: dob.to_iso() },
                 id_number: passport_no.clone(),
             };
             (PersonKey::Foreign(nationality.into_owned(), passport_no.clone()), Some(identity), dob)
@@ -199,7 +199,7 @@ pub fn check_row(
         }
         (_, None) => {
             let identity = RowIdentity {
-                person: Person { full_name: normalize_name(row.full_name), dob: dob.to_iso() },
+                person: Person { full_name: normalise_name(row.full_name), dob: dob.to_iso() },
                 id_number: id.as_str().to_owned(),
             };
             (PersonKey::Offline(id.as_str().to_owned()), Some(identity), dob)

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::GateError;
 use super::dates::{PartialDate, parse_date};
 use super::identity::{Sex, parse_sex};
-use crate::passport::translit::normalize_name;
+use crate::passport::translit::normalise_name;
 
 /// One registry person.
 #[derive(Clone)]
@@ -264,7 +264,7 @@ fn parse_row(
             previous.push(key);
         }
     }
-    let person = RegistryPerson { id_number: id.to_owned(), full_name: normalize_name(get(c_name)?), dob, sex };
+    let person = RegistryPerson { id_number: id.to_owned(), full_name: normalise_name(get(c_name)?), dob, sex };
     Ok((id_key, old, previous, person))
 }
 

@@ -22,9 +22,9 @@ use unicode_normalization::char::is_combining_mark;
 /// The same name arrives as NFC, NFD or a mix (Windows-1258 keeps tones as
 /// combining marks, DOMAIN §4); everything that is stored, hashed, compared or
 /// signed goes through this first. The result is a fixed point:
-/// `normalize_name(&normalize_name(s)) == normalize_name(s)`.
+/// `normalise_name(&normalise_name(s)) == normalise_name(s)`.
 #[must_use]
-pub fn normalize_name(s: &str) -> String {
+pub fn normalise_name(s: &str) -> String {
     // Most names arrive in NFC already; the quick check avoids recomposing them.
     let nfc: std::borrow::Cow<'_, str> =
         if unicode_normalization::is_nfc_quick(s.chars()) == unicode_normalization::IsNormalized::Yes {
@@ -41,15 +41,15 @@ pub fn normalize_name(s: &str) -> String {
 /// the family name (`fn`) is the first word of the normalised name, the given
 /// names (`gn`, tên đệm + tên) are the remaining words joined by single spaces.
 ///
-/// Both parts are NFC with white space collapsed (see [`normalize_name`]). A
+/// Both parts are NFC with white space collapsed (see [`normalise_name`]). A
 /// one-word name gives an empty given part; an empty or all-space name gives two
 /// empty strings.
 #[must_use]
 pub fn split_name(full: &str) -> (String, String) {
-    let normalized = normalize_name(full);
-    match normalized.split_once(' ') {
+    let normalised = normalise_name(full);
+    match normalised.split_once(' ') {
         Some((family, given)) => (family.to_owned(), given.to_owned()),
-        None => (normalized, String::new()),
+        None => (normalised, String::new()),
     }
 }
 
@@ -95,7 +95,7 @@ pub fn overlong_name_part(full_name: &str) -> Option<(&'static str, usize)> {
 /// apostrophes dropped, spaces and hyphens (dashes included) → `<`, anything
 /// else outside `[A-Z<]` dropped.
 ///
-/// White space runs are collapsed and trimmed first (as [`normalize_name`]
+/// White space runs are collapsed and trimmed first (as [`normalise_name`]
 /// does), so "Bảo\u{a0}\u{a0}Duy" gives `BAO<DUY`; nothing else is collapsed
 /// ("Thu--Hà" gives `THU<<HA`). The result only ever contains `[A-Z<]`, for any
 /// input.
@@ -249,24 +249,24 @@ mod tests {
         let nfc = "Đặng Thị Ngọc Ánh";
         let nfd: String = nfc.nfd().collect();
         assert_ne!(nfc, nfd, "the test input must really be decomposed");
-        assert_eq!(normalize_name(&nfd), nfc);
+        assert_eq!(normalise_name(&nfd), nfc);
         assert_eq!(split_name(&nfd), split_name(nfc));
         assert_eq!(icao(&nfd), icao(nfc));
     }
 
     #[test]
-    fn windows_1258_partly_decomposed_input_normalizes_to_nfc() {
+    fn windows_1258_partly_decomposed_input_normalises_to_nfc() {
         // Windows-1258 has precomposed ê and ơ but types the tone as a combining
         // mark: ê + U+0303 (tilde), ơ + U+0300 (grave).
-        assert_eq!(normalize_name("Nguyê\u{0303}n"), "Nguyễn");
-        assert_eq!(normalize_name("Trươ\u{0300}ng"), "Trường");
+        assert_eq!(normalise_name("Nguyê\u{0303}n"), "Nguyễn");
+        assert_eq!(normalise_name("Trươ\u{0300}ng"), "Trường");
         assert_eq!(icao("Nguyê\u{0303}n"), "NGUYEN");
         assert_eq!(icao("Trươ\u{0300}ng"), "TRUONG");
     }
 
     #[test]
     fn white_space_runs_collapse_to_one_space() {
-        assert_eq!(normalize_name("\tNguyễn\u{a0}\u{a0}Bảo \u{202f}Duy  "), "Nguyễn Bảo Duy");
+        assert_eq!(normalise_name("\tNguyễn\u{a0}\u{a0}Bảo \u{202f}Duy  "), "Nguyễn Bảo Duy");
         assert_eq!(icao("Bảo\u{a0}\u{a0}Duy "), "BAO<DUY");
     }
 
@@ -293,25 +293,25 @@ mod tests {
         }
 
         #[test]
-        fn normalize_name_is_idempotent(s in any::<String>()) {
-            let once = normalize_name(&s);
-            prop_assert_eq!(normalize_name(&once), once);
+        fn normalise_name_is_idempotent(s in any::<String>()) {
+            let once = normalise_name(&s);
+            prop_assert_eq!(normalise_name(&once), once);
         }
 
         #[test]
-        fn normalize_name_is_idempotent_for_vietnamese(
+        fn normalise_name_is_idempotent_for_vietnamese(
             s in "[a-zA-Z ĐđÀ-ỹ\u{0300}-\u{0323}\u{a0}\u{202f}\t]{0,40}"
         ) {
-            let once = normalize_name(&s);
-            prop_assert_eq!(normalize_name(&once), once);
+            let once = normalise_name(&s);
+            prop_assert_eq!(normalise_name(&once), once);
         }
 
         #[test]
-        fn split_name_parts_rejoin_to_the_normalized_name(s in any::<String>()) {
+        fn split_name_parts_rejoin_to_the_normalised_name(s in any::<String>()) {
             let (family, given) = split_name(&s);
             prop_assert!(!family.contains(' '));
             let rejoined = if given.is_empty() { family } else { format!("{family} {given}") };
-            prop_assert_eq!(rejoined, normalize_name(&s));
+            prop_assert_eq!(rejoined, normalise_name(&s));
         }
     }
 }

@@ -317,7 +317,7 @@ fn facility_dn(code: &str, name: &str) -> Result<DistinguishedName, IssueError> 
     if !is_facility_code(code) {
         return Err(IssueError::FacilityCode(code.to_owned()));
     }
-    let name = crate::passport::translit::normalize_name(name);
+    let name = crate::passport::translit::normalise_name(name);
     if name.is_empty() {
         return Err(IssueError::EmptyName);
     }

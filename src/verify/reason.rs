@@ -5,7 +5,8 @@ use serde::Serialize;
 use crate::passport::DecodeError;
 use crate::pki::ChainError;
 
-/// Why a passport was accepted or rejected. The SPEC's codes, in the order the checks run.
+/// Why a passport was accepted or rejected: SPEC §6's codes in its order, then SPEC §9.1's.
+/// The order the checks after the signature run in is [`ReasonCode::order`]'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReasonCode {
