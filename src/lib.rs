@@ -14,10 +14,12 @@
 //! 4. check the signer's validity, its chain to the Ministry root (cached), revocation and EKU;
 //! 5. check `iat ≤ now ≤ exp` and the passport's own revocation.
 //!
-//! Modules, bottom up: [`passport`] and [`pki`] (formats and certificates); [`ledger`] (the
-//! dose ledger's decisions), [`gate`] (checks, persons, signing runs) and [`store`] (SQLite and
-//! PostgreSQL) side by side; [`corrections`] (citizens' requests and the Ministry's reports);
-//! [`verify`] (the verdict), [`render`] (QR images, PDF), [`scan`] (QR codes in photos);
+//! Modules, bottom up: [`passport`] (the format), [`pki`] (certificates and keys), [`secret`]
+//! (the deployment secret's keyed hashes and seals), [`dates`] and [`provinces`]; [`ledger`]
+//! (the dose ledger's decisions) and [`corrections`] (citizens' requests and the report
+//! arithmetic); [`gate`] (checks, persons, signing runs) and [`store`] (SQLite and PostgreSQL)
+//! side by side, meeting only through [`ledger::Ledger`]; [`verify`] (the verdict) and
+//! [`rules`] (entry rules), [`render`] (QR images, PDF), [`scan`] (QR codes in photos);
 //! [`service`] (the HTTP service); [`cli`] (the `vaxpass` command); [`synthetic`] (test data).
 //! `main.rs` only parses arguments and prints one error line.
 //!
@@ -58,6 +60,7 @@
 
 pub mod cli;
 pub mod corrections;
+pub mod dates;
 pub mod gate;
 pub mod ledger;
 pub mod passport;
@@ -66,6 +69,7 @@ pub mod provinces;
 pub mod render;
 pub mod rules;
 pub mod scan;
+pub mod secret;
 pub mod service;
 pub mod store;
 pub mod synthetic;

@@ -140,7 +140,7 @@ pub(super) fn run(args: RetractArgs) -> anyhow::Result<ExitCode> {
     let outcome = gate::retract(&ids, &args.reason, scope, &facility, &mut sink)?;
     sink.store.record_run_counts(
         &sink.run_id,
-        &crate::corrections::retraction_counts(&facility.signer.facility_code, &outcome),
+        &crate::corrections::run_counts(&facility.signer.facility_code, &outcome.tally()),
     )?;
     let answer = serde_json::to_string(&outcome)?;
     let rejected = rejected.into_inner().map_err(|e| anyhow::anyhow!("writing rejected.csv: {e}"))?;

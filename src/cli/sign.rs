@@ -306,8 +306,10 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     finish_outputs(&args.out, rejected, passports, &summary.revoked_uvcis, &summary_json, &create)?;
     sink.batch.status = "done".into();
     sink.batch.summary = Some(summary_json.clone());
-    sink.store
-        .record_run_counts(&sink.run_id, &crate::corrections::run_counts(&facility.signer.facility_code, &summary))?;
+    sink.store.record_run_counts(
+        &sink.run_id,
+        &crate::corrections::run_counts(&facility.signer.facility_code, &summary.tally()),
+    )?;
     sink.store.save_batch(&sink.batch, now.unix_timestamp())?;
 
     if args.timings {

@@ -13,11 +13,12 @@
 
 mod report;
 
-pub use report::{By, CountRow, GroupReport, RequestTiming, Totals, group_reports, retraction_counts, run_counts};
+pub use report::RunTally;
+pub use report::{By, CountRow, GroupReport, RequestTiming, Totals, group_reports, run_counts};
 
 use serde::{Deserialize, Serialize};
 
-use crate::gate::DerivationKey;
+use crate::secret::DerivationKey;
 
 /// A request must be closed within this many seconds of its filing (48 hours).
 pub const DUE_SECS: i64 = 48 * 3600;
@@ -189,7 +190,7 @@ pub fn validate(filing: Filing) -> Result<Valid, InvalidRequest> {
     {
         return Err(InvalidRequest::IdNumber);
     }
-    let dob = crate::gate::dates::parse_date(filing.dob.trim()).ok_or(InvalidRequest::Dob)?.to_iso();
+    let dob = crate::dates::parse_date(filing.dob.trim()).ok_or(InvalidRequest::Dob)?.to_iso();
     let facility_code = filing.facility_code.trim().to_owned();
     if !crate::provinces::is_facility_code(&facility_code) {
         return Err(InvalidRequest::FacilityCode);

@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::Status;
-use crate::gate::{Retraction, Summary};
 
 /// How the figures are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -33,32 +32,38 @@ pub enum By {
 pub struct CountRow {
     /// PPNNN.
     pub facility_code: String,
-    /// `signed_rows`, `passports`, `revoked` or `rejected:REASON`.
+    /// `signed_rows`, `passports`, `revoked`, `retracted_rows` or `rejected:REASON`.
     pub counter: String,
     /// How many.
     pub n: u64,
 }
 
-/// What a batch adds to the counters: rows signed and rejected by reason, for the facility
-/// that ran it; passports revoked, for the facility whose passport
-/// it was (read from the UVCI).
-pub fn run_counts(facility_code: &str, summary: &Summary) -> Vec<CountRow> {
+/// What a run adds to the counters: rows signed, rejected by reason and records retracted,
+/// for the facility that ran it; passports revoked, for the facility whose passport it was
+/// (read from the UVCI).
+pub fn run_counts(facility_code: &str, tally: &RunTally<'_>) -> Vec<CountRow> {
     let mut rows = Vec::new();
-    push(&mut rows, facility_code, "signed_rows", summary.signed_rows);
-    for (reason, n) in &summary.by_reason {
+    push(&mut rows, facility_code, "signed_rows", tally.signed_rows);
+    for (reason, n) in tally.rejected {
         push(&mut rows, facility_code, &format!("rejected:{reason}"), *n);
     }
-    revoked_counts(&mut rows, facility_code, &summary.revoked_uvcis);
+    push(&mut rows, facility_code, "retracted_rows", tally.retracted);
+    revoked_counts(&mut rows, facility_code, tally.revoked);
     rows
 }
 
-/// What a retraction adds to the counters: records retracted, and passports revoked by the
-/// facility whose passport it was.
-pub fn retraction_counts(facility_code: &str, retraction: &Retraction) -> Vec<CountRow> {
-    let mut rows = Vec::new();
-    push(&mut rows, facility_code, "retracted_rows", retraction.retracted);
-    revoked_counts(&mut rows, facility_code, &retraction.revoked);
-    rows
+/// What a signing or retraction run did, as the reports count it (the gate's summaries give
+/// it: `gate::Summary::tally`, `gate::Retraction::tally`).
+#[derive(Debug, Clone, Copy)]
+pub struct RunTally<'a> {
+    /// Rows signed.
+    pub signed_rows: u64,
+    /// Rows rejected, by reason code.
+    pub rejected: &'a BTreeMap<String, u64>,
+    /// Records retracted.
+    pub retracted: u64,
+    /// UVCIs the run revoked.
+    pub revoked: &'a [String],
 }
 
 fn push(rows: &mut Vec<CountRow>, facility: &str, counter: &str, n: u64) {

@@ -185,7 +185,7 @@ fn a_run_counts_revocations_against_the_passport_s_facility() {
         ],
         ..Summary::default()
     };
-    let mut rows = run_counts("01001", &summary);
+    let mut rows = run_counts("01001", &summary.tally());
     rows.sort_by(|a, b| (&a.facility_code, &a.counter).cmp(&(&b.facility_code, &b.counter)));
     let got: Vec<(&str, &str, u64)> =
         rows.iter().map(|r| (r.facility_code.as_str(), r.counter.as_str(), r.n)).collect();

@@ -5,12 +5,12 @@
 use time::Date;
 use time::macros::date;
 
-use super::dates::{PartialDate, parse_date};
 use super::identity::{IdNumber, IdProblem, Sex, check_cccd_consistency, parse_id, parse_sex};
 use super::names::names_match;
 use super::registry::{Registry, RegistryPerson};
 use super::rows::{DoseRow, bad_row};
 use super::{RejectReason, Rejection};
+use crate::dates::{PartialDate, parse_date};
 use crate::passport::translit::{MAX_NAME_PART_LEN, normalise_name, overlong_name_part};
 use crate::passport::{Dose, Person, vaccines};
 
@@ -102,7 +102,7 @@ fn match_registry<'r>(
             let mut full = None;
             for (i, p) in registry.by_old_id(n) {
                 first.get_or_insert((i, p));
-                if names_match(row.full_name, &p.full_name) && super::dates::dob_matches(dob, &p.dob) && p.sex == sex {
+                if names_match(row.full_name, &p.full_name) && crate::dates::dob_matches(dob, &p.dob) && p.sex == sex {
                     full = Some((i, p));
                     break;
                 }
@@ -122,7 +122,7 @@ fn match_registry<'r>(
             person.full_name.clone(),
         ));
     }
-    if !super::dates::dob_matches(dob, &person.dob) {
+    if !crate::dates::dob_matches(dob, &person.dob) {
         return Err(reject(
             row,
             RejectReason::DobMismatch,

@@ -8,7 +8,6 @@
 
 mod batch;
 mod checks;
-pub mod dates;
 pub mod identity;
 pub mod names;
 pub mod output;
@@ -18,7 +17,8 @@ mod rows;
 mod signer;
 
 pub use crate::ledger::{MIN_DOSE_INTERVAL_DAYS, SignedPassport};
-pub use batch::{BatchSink, DerivationKey, PERSONS_PER_COMMIT, SealError, SigningFacility, Summary, run};
+pub use crate::secret::{DerivationKey, SealError};
+pub use batch::{BatchSink, PERSONS_PER_COMMIT, SigningFacility, Summary, run};
 pub use checks::{PROGRAMME_START, PersonKey};
 pub use people::{RetractScope, Retraction, retract, retraction_run_id};
 pub use registry::{Registry, RegistryPerson};

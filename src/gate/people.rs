@@ -467,6 +467,21 @@ pub struct Retraction {
     pub unknown: Vec<String>,
 }
 
+/// No rows, so no rejections.
+static NO_REJECTIONS: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+
+impl Retraction {
+    /// What the retraction did, as the Ministry's reports count it.
+    pub fn tally(&self) -> crate::corrections::RunTally<'_> {
+        crate::corrections::RunTally {
+            signed_rows: 0,
+            rejected: &NO_REJECTIONS,
+            retracted: self.retracted,
+            revoked: &self.revoked,
+        }
+    }
+}
+
 /// The run id of a retraction: the same actor (a facility code or `ministry`), ids (in any
 /// order) and reason give the same id, so a retraction started again finds what it did.
 pub fn retraction_run_id(actor: &str, ids: &[String], reason: &str) -> String {

@@ -11,8 +11,8 @@ use std::io::Read;
 use rayon::prelude::*;
 
 use super::GateError;
-use super::dates::{PartialDate, parse_date};
 use super::identity::{Sex, parse_sex};
+use crate::dates::{PartialDate, parse_date};
 use crate::passport::translit::normalise_name;
 
 /// One registry person.

@@ -221,7 +221,7 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
     match outcome {
         Ok(summary) => {
             batch.status = "done".into();
-            counts = crate::corrections::run_counts(&batch.facility_code, &summary);
+            counts = crate::corrections::run_counts(&batch.facility_code, &summary.tally());
             batch.summary = serde_json::to_string(&summary).ok();
             // Passports the batch revoked verify as REVOKED here at once (SPEC §8.2), before
             // the batch reports itself done; other instances within the refresh interval.

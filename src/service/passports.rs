@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
 use super::{ApiError, AppState};
-use crate::gate::dates::parse_date;
+use crate::dates::parse_date;
 use crate::gate::identity::parse_id;
 use crate::ledger::PassportStatus;
 use crate::render::{QrFormat, certificate_pdf, render_qr};

@@ -118,7 +118,7 @@ async fn retract(State(state): State<AppState>, request: Request) -> Result<Json
         };
         let done = gate::retract(&ids, &reason, scope, &facility, &mut sink).map_err(ApiError::internal);
         if let Ok(outcome) = &done {
-            let counts = crate::corrections::retraction_counts(&facility.signer.facility_code, outcome);
+            let counts = crate::corrections::run_counts(&facility.signer.facility_code, &outcome.tally());
             sink.ledger.record_run_counts(&sink.run_id, &counts).map_err(ApiError::internal)?;
         }
         drop(slot);

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::*;
-use crate::gate::dates::{PartialDate, dob_matches, parse_date};
+use crate::dates::{PartialDate, dob_matches, parse_date};
 use crate::gate::identity::{IdNumber, Sex, check_cccd_consistency, parse_id, parse_sex};
 use crate::gate::names::names_match;
 use crate::passport::vaccines;

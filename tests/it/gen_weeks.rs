@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use time::Date;
-use vaxpass::gate::dates::parse_date;
+use vaxpass::dates::parse_date;
 use vaxpass::passport::vaccines;
 
 use crate::util::{Vaxpass, tempdir};
