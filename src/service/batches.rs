@@ -302,7 +302,7 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
             counts = crate::corrections::run_counts(&batch.facility_code, &summary);
             batch.summary = serde_json::to_string(&summary).ok();
             // Passports the batch revoked verify as REVOKED here at once (SPEC §8.2), before
-            // the batch reports itself done; other instances within the refresh interval.
+            // the batch reports itself done; other instances when notified (or refreshed).
             if summary.revoked > 0
                 && let Err(e) = state.refresh_revocations()
             {
