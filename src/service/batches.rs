@@ -211,8 +211,8 @@ async fn upload(State(state): State<AppState>, request: Request) -> Result<(Stat
     std::thread::Builder::new()
         .name(format!("batch-{batch_id}"))
         .spawn(move || {
-            run_batch(worker, facility, batch, body, lease_lost);
-            drop((slot, done_tx));
+            run_batch(worker, facility, batch, body, lease_lost, done_tx);
+            drop(slot);
         })
         .map_err(ApiError::internal)?;
     tracing::info!(facility = %facility_code, %batch_id, "batch accepted");
@@ -245,6 +245,8 @@ async fn heartbeat(
             (batch_id.clone(), state.inner.instance_id.clone(), state.now().unix_timestamp().saturating_add(lease));
         match state.with_store(move |s| s.renew_lease(&id, &owner, until)).await {
             Ok(true) => {}
+            // The batch ended meanwhile: its final save came first.
+            Ok(false) if matches!(done.try_recv(), Err(tokio::sync::oneshot::error::TryRecvError::Closed)) => return,
             Ok(false) => {
                 tracing::error!(%batch_id, "batch lease lost: another instance marked it failed; stopping it");
                 lost.store(true, Ordering::Relaxed);
@@ -279,7 +281,17 @@ pub(super) async fn sweep_leases(state: AppState) {
     }
 }
 
-fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, body: Bytes, lease_lost: Arc<AtomicBool>) {
+/// Signs an upload; `heartbeat` is dropped (the lease no longer renewed) just before the
+/// final save, which the lease's remaining two thirds cover, so that a renewal never meets
+/// the batch already `done` and takes that for a lost lease.
+fn run_batch(
+    state: AppState,
+    facility: SigningFacility,
+    batch: BatchRecord,
+    body: Bytes,
+    lease_lost: Arc<AtomicBool>,
+    heartbeat: tokio::sync::oneshot::Sender<()>,
+) {
     let ledger = match crate::store::open(&state.config().db) {
         Ok(l) => l,
         Err(e) => {
@@ -317,6 +329,7 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
     // Rejections not yet recorded (a run that stopped before signing).
     let (id, rejections) = (batch.batch_id.clone(), std::mem::take(&mut sink.rejections));
     let at = state.now().unix_timestamp();
+    drop(heartbeat);
     let s = &mut sink.ledger;
     let saved = s.add_batch_results(&id, &[], &rejections).and_then(|()| s.save_batch(&batch, at)).map(|()| {
         // After the batch's status: a report that cannot count it must not leave the
