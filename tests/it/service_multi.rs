@@ -173,5 +173,33 @@ fn two_instances_share_limits_revocations_and_batch_leases() {
         assert!(start.elapsed() < Duration::from_secs(30), "the live batch did not finish");
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // B dies (SIGKILL) while signing an upload it accepted: A marks it failed once the
+    // lease B took and can no longer renew expires (3 s here, checked every second).
+    let big = dir.path().join("big");
+    crate::util::Vaxpass::new(["gen", "--persons", "20000", "--seed", "1", "--out"]).arg(&big).succeeds();
+    let doses = std::fs::read(big.join("doses.csv")).unwrap();
+    let (status, accepted) = request(b.port, "POST", "/api/v1/batches", Some(&doses), Some("station-token")).unwrap();
+    assert_eq!(status, 202, "{accepted}");
+    let mut b = b;
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    let path = format!("/api/v1/batches/{}", accepted["batch_id"].as_str().unwrap());
+    let killed = Instant::now();
+    let orphan = loop {
+        let (_, batch) = request(a.port, "GET", &path, None, Some("station-token")).unwrap();
+        if batch["status"] != "running" {
+            break batch;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(15), "the killed instance's batch stayed running");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("the killed instance's batch was marked failed after {:?}", killed.elapsed());
+    assert_eq!(
+        orphan["status"], "failed",
+        "B signed 20,000 persons before SIGKILL reached it: {}",
+        orphan["persons_done"]
+    );
+    assert!(orphan["error"].as_str().unwrap().contains("lease expired"), "{orphan}");
     drop((a, b));
 }
