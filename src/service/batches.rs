@@ -243,7 +243,7 @@ async fn heartbeat(
         }
         let (id, owner, until) =
             (batch_id.clone(), state.inner.instance_id.clone(), state.now().unix_timestamp().saturating_add(lease));
-        match state.with_store(move |s| s.renew_lease(&id, &owner, until)).await {
+        match state.with_lease_store(move |s| s.renew_lease(&id, &owner, until)).await {
             Ok(true) => {}
             // The batch ended meanwhile: its final save came first.
             Ok(false) if matches!(done.try_recv(), Err(tokio::sync::oneshot::error::TryRecvError::Closed)) => return,
@@ -270,7 +270,7 @@ pub(super) async fn sweep_leases(state: AppState) {
     loop {
         tick.tick().await;
         let at = state.now().unix_timestamp();
-        match state.with_store(move |s| s.expire_leases(at, LEASE_EXPIRED)).await {
+        match state.with_lease_store(move |s| s.expire_leases(at, LEASE_EXPIRED)).await {
             Ok(ids) => {
                 for batch_id in ids {
                     tracing::warn!(%batch_id, "batch failed: its instance stopped (lease expired)");

@@ -70,6 +70,10 @@ pub struct AppState {
 struct Shared {
     config: Config,
     store: StoreThread,
+    /// A connection for batch leases (renewals, expiry checks): their writes wait for a
+    /// running batch's chunk transaction on SQLite, and must not hold the request store
+    /// thread (and every lookup behind it) meanwhile.
+    lease_store: StoreThread,
     verifier: RwLock<Arc<Verifier>>,
     revocation_version: std::sync::atomic::AtomicU64,
     secret: DerivationKey,
@@ -148,6 +152,7 @@ impl AppState {
     /// Opens the store, loads the hierarchy and the deployment secret. Blocking.
     pub fn open(config: Config, now: OffsetDateTime) -> Result<AppState, StartError> {
         let store = StoreThread::open(&config.db)?;
+        let lease_store = StoreThread::open(&config.db)?;
         let limits = if store::is_postgres(&config.db) {
             Limits::Shared(CounterThread::open(&config.db)?)
         } else {
@@ -208,6 +213,7 @@ impl AppState {
             inner: Arc::new(Shared {
                 config,
                 store,
+                lease_store,
                 verifier: RwLock::new(Arc::new(Verifier::new(trust, Revocations::default()).with_issuers(issuers))),
                 revocation_version: Default::default(),
                 secret,
@@ -264,11 +270,15 @@ impl AppState {
         &self,
         f: impl FnOnce(&mut dyn Store) -> Result<T, store::StoreError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.inner.store.send(Box::new(move |s| {
-            let _ = tx.send(f(s));
-        }))?;
-        rx.await.map_err(|_| ApiError::internal("the store thread stopped"))?.map_err(ApiError::internal)
+        self.inner.store.run(f).await
+    }
+
+    /// Runs `f` on the lease store thread and awaits its answer.
+    async fn with_lease_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> Result<T, store::StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.inner.lease_store.run(f).await
     }
 
     /// Runs `f` on the store thread and waits for it (for plain threads, such as a batch's).
@@ -492,6 +502,18 @@ impl StoreThread {
 
     fn send(&self, job: StoreJob) -> Result<(), ApiError> {
         self.jobs.send(job).map_err(|_| ApiError::internal("the store thread stopped"))
+    }
+
+    /// Runs `f` on this thread and awaits its answer.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> Result<T, store::StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Box::new(move |s| {
+            let _ = tx.send(f(s));
+        }))?;
+        rx.await.map_err(|_| ApiError::internal("the store thread stopped"))?.map_err(ApiError::internal)
     }
 }
 
