@@ -7,7 +7,7 @@
 mod postgres;
 mod sqlite;
 
-pub use postgres::instances::{SharedCounters, listen_revocations};
+pub use postgres::instances::{LISTENER_NAME, SharedCounters, listen_revocations};
 
 use std::collections::{HashMap, HashSet};
 

@@ -87,12 +87,12 @@ fn two_instances_share_limits_revocations_and_batch_leases() {
     let secret = dir.path().join("secret");
     let data = crate::sign_batch::small_batch(dir.path());
     crate::sign_batch::sign_data(&data, &dir.path().join("out"), &db.url(), &secret).succeeds();
-    let passport: Value = std::fs::read_to_string(dir.path().join("out/passports.jsonl"))
+    let passports: Vec<Value> = std::fs::read_to_string(dir.path().join("out/passports.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .next()
-        .expect("a signed passport");
+        .collect();
+    let [passport, second, ..] = &passports[..] else { panic!("fewer than two passports signed") };
     let config = dir.path().join("vaxpass.toml");
     std::fs::write(
         &config,
@@ -130,8 +130,29 @@ fn two_instances_share_limits_revocations_and_batch_leases() {
     }
     eprintln!("revocation reached instance B after {:?}", revoked.elapsed());
 
-    // A batch whose instance died: running, its lease ended a second ago.
+    // The listening connections are cut: they reconnect, and the next revocation still
+    // arrives by notification (or by the re-read that follows reconnecting).
     let mut sql = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
+    let cut = sql
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = $1",
+            &[&vaxpass::store::LISTENER_NAME],
+        )
+        .unwrap();
+    assert_eq!(cut, 2, "one listening connection per instance");
+    let verify = json!({"qr": second["hc1"]});
+    assert_eq!(post(b.port, "/api/v1/verify", &verify, None).1["reason"], "OK");
+    let (status, _) = post(a.port, "/api/v1/revocations", &json!({"uvci": second["uvci"]}), Some("admin"));
+    assert_eq!(status, 200);
+    let revoked = Instant::now();
+    while post(b.port, "/api/v1/verify", &verify, None).1["reason"] != "REVOKED" {
+        assert!(revoked.elapsed() < Duration::from_secs(3), "B did not learn of the revocation after reconnecting");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!("after the listeners were cut, a revocation reached instance B after {:?}", revoked.elapsed());
+
+    // A batch whose instance died: running, its lease ended a second ago.
     let token_hash = vaxpass::service::token_hash("station-token").to_vec();
     sql.execute(
         "INSERT INTO facility_tokens (token_hash, facility_code, created_at) VALUES ($1, '01001', 0)",

@@ -79,6 +79,9 @@ const RECONNECT_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Dur
 /// plus the check's own timeout.
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(15);
 
+/// The listening connection's `application_name`.
+pub const LISTENER_NAME: &str = "vaxpass-revocations";
+
 /// Listens for revocation notifications on a connection of its own and calls `changed`
 /// once per burst of them, and once after each (re)connection (revocations may have been
 /// made while it was not listening). Reconnects with exponential backoff; runs until
@@ -100,7 +103,8 @@ pub fn listen_revocations(url: &str, mut changed: impl FnMut() -> bool) {
 /// One listening connection: `Ok` when `changed` asked to stop, `Err` when the connection
 /// failed.
 fn listen_once(url: &str, changed: &mut impl FnMut() -> bool) -> Result<(), StoreError> {
-    let mut client = Client::connect(url, NoTls)?;
+    // Named, for operators (pg_stat_activity) and for the test that cuts it.
+    let mut client = url.parse::<postgres::Config>()?.application_name(LISTENER_NAME).connect(NoTls)?;
     client.batch_execute(&format!("LISTEN {REVOCATION_CHANNEL}"))?;
     tracing::info!("listening for revocations");
     if !changed() {
