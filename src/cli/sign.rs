@@ -283,6 +283,7 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
         persons_total: 0,
         persons_done: 0,
         summary: None,
+        error: None,
     };
     let mut sink = FileSink {
         run_id: batch.batch_id.clone(),

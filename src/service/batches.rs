@@ -4,6 +4,8 @@
 //! (with their claim codes) and the rejected rows, to that facility only.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest as _, Path as UrlPath, Request, State};
@@ -71,15 +73,21 @@ pub(super) fn facility_signer(state: &AppState, code: &str) -> Result<SigningFac
     Ok(SigningFacility::new(signer, state.inner.secret.clone(), now))
 }
 
-/// Feeds a service batch's results into the store: the ledger through a connection of the
-/// batch's own (a batch's reads and chunk transactions must not queue behind lookups, nor
-/// lookups behind them), the listing and progress through the store thread.
+/// Why a batch failed when its instance stopped: what the station reads.
+const LEASE_EXPIRED: &str =
+    "the service instance signing this batch stopped before it finished (its lease expired): upload the file again";
+
+/// Feeds a service batch's results into the store through a connection of the batch's own:
+/// the ledger, the listing and the progress (a batch's reads and chunk transactions must
+/// not queue behind lookups, nor lookups behind them on the store thread).
 struct StoreSink {
     state: AppState,
     batch: BatchRecord,
     ledger: Box<dyn Store>,
     /// Rejections until they are recorded (all rows are read before signing starts).
     rejections: Vec<BatchRejection>,
+    /// Set by the heartbeat when another instance declared the batch failed: signing stops.
+    lease_lost: Arc<AtomicBool>,
 }
 
 /// What a facility may learn of the registry through the service (issue #8 item 7): enough
@@ -95,15 +103,6 @@ fn mask_suggestion(reason: RejectReason, suggestion: &str) -> String {
             .join(" "),
         RejectReason::DobMismatch => suggestion.get(..4).unwrap_or_default().to_owned(),
         _ => suggestion.to_owned(),
-    }
-}
-
-impl StoreSink {
-    fn store<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut dyn crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
-    ) -> Result<T, GateError> {
-        self.state.with_store_blocking(f).map_err(|e| GateError::sink("the service's database", e))
     }
 }
 
@@ -143,8 +142,15 @@ impl BatchSink for StoreSink {
         let listed: Vec<(String, Vec<String>)> =
             passports.iter().map(|p| (p.uvci.clone(), p.record_ids.clone())).collect();
         let count = fresh.iter().filter(|f| **f).count() as u64;
-        let batch_id = self.batch.batch_id.clone();
-        self.store(move |s| s.add_batch_results(&batch_id, &listed, &rejections))?;
+        self.ledger
+            .add_batch_results(&self.batch.batch_id, &listed, &rejections)
+            .map_err(|e| GateError::sink("recording the batch's results", e))?;
+        if self.lease_lost.load(Ordering::Relaxed) {
+            return Err(GateError::Sink {
+                context: "another instance marked this batch failed (its lease expired)",
+                source: None,
+            });
+        }
         self.state.inner.metrics.passports_signed(count);
         Ok(())
     }
@@ -152,9 +158,9 @@ impl BatchSink for StoreSink {
     fn progress(&mut self, done: u64, total: u64) {
         self.batch.persons_done = done;
         self.batch.persons_total = total;
-        let batch = self.batch.clone();
         let at = self.state.now().unix_timestamp();
-        let _ = self.store(move |s| s.save_batch(&batch, at));
+        // Advisory: a failure here must not stop signing.
+        let _ = self.ledger.save_batch(&self.batch, at);
     }
 }
 
@@ -184,16 +190,26 @@ async fn upload(State(state): State<AppState>, request: Request) -> Result<(Stat
         persons_total: 0,
         persons_done: 0,
         summary: None,
+        error: None,
     };
     let first = batch.clone();
     let at = state.now().unix_timestamp();
-    state.with_store(move |s| s.save_batch(&first, at)).await?;
+    let (owner, lease) = (state.inner.instance_id.clone(), lease_secs(&state));
+    state
+        .with_store(move |s| {
+            s.save_batch(&first, at)?;
+            s.renew_lease(&first.batch_id, &owner, at.saturating_add(lease))
+        })
+        .await?;
 
+    let lease_lost = Arc::new(AtomicBool::new(false));
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(heartbeat(state.clone(), batch_id.clone(), Arc::clone(&lease_lost), done_rx));
     let worker = state.clone();
     std::thread::Builder::new()
         .name(format!("batch-{batch_id}"))
         .spawn(move || {
-            run_batch(worker, facility, batch, body);
+            run_batch(worker, facility, batch, body, lease_lost, done_tx);
             drop(slot);
         })
         .map_err(ApiError::internal)?;
@@ -201,7 +217,79 @@ async fn upload(State(state): State<AppState>, request: Request) -> Result<(Stat
     Ok((StatusCode::ACCEPTED, Json(json!({"batch_id": batch_id, "status": "running"}))))
 }
 
-fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, body: Bytes) {
+/// [`super::Config::batch_lease_secs`], at least 3 (a renewal each second).
+fn lease_secs(state: &AppState) -> i64 {
+    i64::try_from(state.config().batch_lease_secs.max(3)).unwrap_or(i64::MAX)
+}
+
+/// Renews a running batch's lease every third of its length until the batch ends (`done`
+/// resolves when its thread drops the sender). A renewal the store refuses means another
+/// instance marked the batch failed: `lost` stops the run at its next chunk.
+async fn heartbeat(
+    state: AppState,
+    batch_id: String,
+    lost: Arc<AtomicBool>,
+    mut done: tokio::sync::oneshot::Receiver<()>,
+) {
+    let lease = lease_secs(&state);
+    let mut tick = tokio::time::interval(Duration::from_secs(lease.unsigned_abs() / 3));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = &mut done => return,
+            _ = tick.tick() => {}
+        }
+        let (id, owner, until) =
+            (batch_id.clone(), state.inner.instance_id.clone(), state.now().unix_timestamp().saturating_add(lease));
+        match state.with_lease_store(move |s| s.renew_lease(&id, &owner, until)).await {
+            Ok(true) => {}
+            // The batch ended meanwhile: its final save came first.
+            Ok(false) if matches!(done.try_recv(), Err(tokio::sync::oneshot::error::TryRecvError::Closed)) => return,
+            Ok(false) => {
+                tracing::error!(%batch_id, "batch lease lost: another instance marked it failed; stopping it");
+                lost.store(true, Ordering::Relaxed);
+                return;
+            }
+            // The lease may still be renewed in time: the next tick tries again.
+            Err(e) => tracing::warn!(%batch_id, error = %e, "cannot renew a batch lease"),
+        }
+    }
+}
+
+/// Marks failed, every third of a lease, the running batches whose lease expired: their
+/// instance stopped (killed, or lost its database) and will not finish them.
+///
+/// Failed rather than signed again here: the upload is not stored (it holds identity
+/// numbers and names; keeping it in the database only for this would copy personal data
+/// in clear), and this instance may not hold that facility's key. The station uploads the
+/// file again; passports the stopped run signed are already in the ledger and reused.
+pub(super) async fn sweep_leases(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(lease_secs(&state).unsigned_abs() / 3));
+    loop {
+        tick.tick().await;
+        let at = state.now().unix_timestamp();
+        match state.with_lease_store(move |s| s.expire_leases(at, LEASE_EXPIRED)).await {
+            Ok(ids) => {
+                for batch_id in ids {
+                    tracing::warn!(%batch_id, "batch failed: its instance stopped (lease expired)");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot check batch leases"),
+        }
+    }
+}
+
+/// Signs an upload; `heartbeat` is dropped (the lease no longer renewed) just before the
+/// final save, which the lease's remaining two thirds cover, so that a renewal never meets
+/// the batch already `done` and takes that for a lost lease.
+fn run_batch(
+    state: AppState,
+    facility: SigningFacility,
+    batch: BatchRecord,
+    body: Bytes,
+    lease_lost: Arc<AtomicBool>,
+    heartbeat: tokio::sync::oneshot::Sender<()>,
+) {
     let ledger = match crate::store::open(&state.config().db) {
         Ok(l) => l,
         Err(e) => {
@@ -213,7 +301,7 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
             return;
         }
     };
-    let mut sink = StoreSink { state: state.clone(), batch, ledger, rejections: Vec::new() };
+    let mut sink = StoreSink { state: state.clone(), batch, ledger, rejections: Vec::new(), lease_lost };
     let outcome = DoseReader::new(&body[..], "doses.csv")
         .and_then(|reader| gate::run(reader, state.inner.registry.as_deref(), &facility, &mut sink));
     let mut batch = sink.batch.clone();
@@ -224,7 +312,7 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
             counts = crate::corrections::run_counts(&batch.facility_code, &summary.tally());
             batch.summary = serde_json::to_string(&summary).ok();
             // Passports the batch revoked verify as REVOKED here at once (SPEC §8.2), before
-            // the batch reports itself done; other instances within the refresh interval.
+            // the batch reports itself done; other instances when notified (or refreshed).
             if summary.revoked > 0
                 && let Err(e) = state.refresh_revocations()
             {
@@ -234,20 +322,22 @@ fn run_batch(state: AppState, facility: SigningFacility, batch: BatchRecord, bod
         Err(e) => {
             tracing::error!(batch_id = %batch.batch_id, error = %crate::Chain(&e), "batch failed");
             batch.status = "failed".into();
+            // What the station may read: the error's own message, its causes (database
+            // details) only in the log.
+            batch.error = Some(e.to_string());
         }
     }
     // Rejections not yet recorded (a run that stopped before signing).
     let (id, rejections) = (batch.batch_id.clone(), std::mem::take(&mut sink.rejections));
     let at = state.now().unix_timestamp();
-    let saved = state.with_store_blocking(move |s| {
-        s.add_batch_results(&id, &[], &rejections)?;
-        s.save_batch(&batch, at)?;
+    drop(heartbeat);
+    let s = &mut sink.ledger;
+    let saved = s.add_batch_results(&id, &[], &rejections).and_then(|()| s.save_batch(&batch, at)).map(|()| {
         // After the batch's status: a report that cannot count it must not leave the
         // station waiting for a batch that is done.
         if let Err(e) = s.record_run_counts(&id, &counts) {
             tracing::error!(error = %e, "cannot record a batch's counts for the reports");
         }
-        Ok(())
     });
     if let Err(e) = saved {
         tracing::error!(error = %e, "cannot record a batch's results");
@@ -287,6 +377,7 @@ async fn status(
         "persons_total": batch.persons_total,
         "persons_done": batch.persons_done,
         "summary": batch.summary.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
+        "error": batch.error,
         "passports": passports,
         "rejected": rejected,
         "revoked": changes.revoked.iter().map(|u| json!({"uvci": u, "reason": "corrected"})).collect::<Vec<_>>(),

@@ -94,6 +94,11 @@ pub struct Config {
     pub rules_country: String,
     /// Whether verdicts carry an entry decision at all.
     pub entry_rules: bool,
+    /// Seconds a station upload's lease lasts: the instance signing it renews the lease every
+    /// third of this, and any instance marks a running batch whose lease ended `failed` (its
+    /// instance stopped), checking every third of this. The instances' clocks must agree to
+    /// well within it.
+    pub batch_lease_secs: u64,
     /// The service's clock (not configurable: tests set it, see [`Clock`]).
     #[serde(skip)]
     pub clock: Clock,
@@ -150,6 +155,7 @@ impl Default for Config {
             rules: None,
             rules_country: "VN".to_owned(),
             entry_rules: true,
+            batch_lease_secs: 30,
             clock: Clock::default(),
         }
     }

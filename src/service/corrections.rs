@@ -92,7 +92,7 @@ fn rfc3339(at: i64) -> Value {
 async fn file(State(state): State<AppState>, ext: Extensions, request: Request) -> Result<Response, ApiError> {
     let client = state.client_key(&ext, request.headers());
     let per_minute = state.config().lookups_per_client_per_minute;
-    if !state.allow(format!("correction:{client}"), per_minute, Duration::from_secs(60)) {
+    if !state.allow(format!("correction:{client}"), per_minute, Duration::from_secs(60)).await? {
         return Err(ApiError::TooManyRequests);
     }
     let filing: Filing = json_body(request, MAX_FILING).await?;
@@ -131,7 +131,7 @@ async fn check(
 ) -> Result<Response, ApiError> {
     let client = state.client_key(&ext, &headers);
     let per_minute = state.config().lookups_per_client_per_minute;
-    if !state.allow(format!("correction-check:{client}"), per_minute, Duration::from_secs(60)) {
+    if !state.allow(format!("correction-check:{client}"), per_minute, Duration::from_secs(60)).await? {
         return Err(ApiError::TooManyRequests);
     }
     if !corrections::is_request_id(&id) {

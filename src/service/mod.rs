@@ -39,8 +39,16 @@ use crate::verify::Verifier;
 /// Station uploads signed at once by one instance; more get 429 (signing takes every core).
 pub const MAX_RUNNING_BATCHES: usize = 2;
 
-/// How often an instance re-reads revocations made through other instances.
+/// How often an instance on SQLite re-reads revocations made through other instances.
 pub const REVOCATION_REFRESH: Duration = Duration::from_secs(1);
+
+/// How often an instance on PostgreSQL re-reads revocations anyway: a notification
+/// (`LISTEN`/`NOTIFY`) brings each one within milliseconds; this is the safety net for one
+/// lost while the listening connection was down (it also re-reads on reconnecting).
+pub const REVOCATION_SAFETY_REFRESH: Duration = Duration::from_secs(30);
+
+/// How often expired rate-limit counters are deleted from PostgreSQL.
+const COUNTER_SWEEP: Duration = Duration::from_secs(60);
 
 /// Time given to requests in flight once a stop is asked for; then the process ends whatever
 /// still runs (the orchestrator's SIGKILL usually follows SIGTERM after 30 s).
@@ -62,6 +70,10 @@ pub struct AppState {
 struct Shared {
     config: Config,
     store: StoreThread,
+    /// A connection for batch leases (renewals, expiry checks): their writes wait for a
+    /// running batch's chunk transaction on SQLite, and must not hold the request store
+    /// thread (and every lookup behind it) meanwhile.
+    lease_store: StoreThread,
     verifier: RwLock<Arc<Verifier>>,
     revocation_version: std::sync::atomic::AtomicU64,
     secret: DerivationKey,
@@ -70,7 +82,9 @@ struct Shared {
     metrics_token_hash: Option<[u8; 32]>,
     list_signer: Option<(SigningKey, String)>,
     metrics: metrics::Metrics,
-    limits: Mutex<RateLimits>,
+    limits: Limits,
+    /// This instance's name in batch leases: random, so a restarted instance is another.
+    instance_id: String,
     /// Photo decodes allowed at once (one per core): each may hold 64 MB for ~30 ms. A slot
     /// is held until the decode really ends, not until its request does.
     photo_slots: Arc<tokio::sync::Semaphore>,
@@ -84,6 +98,13 @@ struct Shared {
 
 /// [`Shared::clock`] when the service reads [`Config::clock`].
 const SYSTEM_CLOCK: i64 = i64::MIN;
+
+/// Where the rate limits count: in this process (SQLite, one instance), or in PostgreSQL,
+/// so that N instances on one database allow each limit once, not N times.
+enum Limits {
+    Memory(Mutex<RateLimits>),
+    Shared(CounterThread),
+}
 
 /// Attempt counters, each with its own window.
 #[derive(Default)]
@@ -131,6 +152,12 @@ impl AppState {
     /// Opens the store, loads the hierarchy and the deployment secret. Blocking.
     pub fn open(config: Config, now: OffsetDateTime) -> Result<AppState, StartError> {
         let store = StoreThread::open(&config.db)?;
+        let lease_store = StoreThread::open(&config.db)?;
+        let limits = if store::is_postgres(&config.db) {
+            Limits::Shared(CounterThread::open(&config.db)?)
+        } else {
+            Limits::Memory(Mutex::new(RateLimits::default()))
+        };
         let mut trust = TrustStore::new();
         trust.load_trusted(&config.keys)?;
         for p in &config.trust_certs {
@@ -188,6 +215,7 @@ impl AppState {
             inner: Arc::new(Shared {
                 config,
                 store,
+                lease_store,
                 verifier: RwLock::new(Arc::new(Verifier::new(trust, Revocations::default()).with_issuers(issuers))),
                 revocation_version: Default::default(),
                 secret,
@@ -196,7 +224,8 @@ impl AppState {
                 metrics_token_hash,
                 list_signer,
                 metrics: metrics::Metrics::default(),
-                limits: Mutex::new(RateLimits::default()),
+                limits,
+                instance_id: random_hex::<8>().ok_or_else(|| StartError::StoreThread("no randomness".into()))?,
                 photo_slots: Arc::new(tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
                 )),
@@ -241,11 +270,15 @@ impl AppState {
         &self,
         f: impl FnOnce(&mut dyn Store) -> Result<T, store::StoreError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.inner.store.send(Box::new(move |s| {
-            let _ = tx.send(f(s));
-        }))?;
-        rx.await.map_err(|_| ApiError::internal("the store thread stopped"))?.map_err(ApiError::internal)
+        self.inner.store.run(f).await
+    }
+
+    /// Runs `f` on the lease store thread and awaits its answer.
+    async fn with_lease_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> Result<T, store::StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.inner.lease_store.run(f).await
     }
 
     /// Runs `f` on the store thread and waits for it (for plain threads, such as a batch's).
@@ -296,37 +329,50 @@ impl AppState {
     }
 
     /// Counts an attempt under `key`; false once `limit` attempts fell in `window`.
-    fn allow(&self, key: String, limit: u32, window: Duration) -> bool {
-        self.count(key, window) <= limit
+    async fn allow(&self, key: String, limit: u32, window: Duration) -> Result<bool, ApiError> {
+        Ok(self.count(vec![key], window).await?.first().is_none_or(|n| *n <= limit))
     }
 
-    /// Attempts counted under `key` in its current window, without counting one.
-    fn counted(&self, key: &str) -> u32 {
-        let Ok(limits) = self.inner.limits.lock() else { return u32::MAX };
-        match limits.entries.get(key) {
-            Some((start, window, n)) if start.elapsed() < *window => *n,
-            _ => 0,
+    /// Attempts counted under each key in its current window, without counting one. One
+    /// round trip to PostgreSQL for all of them.
+    async fn counted(&self, keys: &[&str]) -> Result<Vec<u32>, ApiError> {
+        match &self.inner.limits {
+            Limits::Memory(limits) => {
+                let Ok(limits) = limits.lock() else { return Ok(vec![u32::MAX; keys.len()]) };
+                Ok(keys
+                    .iter()
+                    .map(|key| match limits.entries.get(*key) {
+                        Some((start, window, n)) if start.elapsed() < *window => *n,
+                        _ => 0,
+                    })
+                    .collect())
+            }
+            Limits::Shared(thread) => {
+                let hashed = keys.iter().map(|k| self.counter_hash(k)).collect::<Vec<_>>();
+                thread.run(move |c| c.counted(&hashed)).await
+            }
         }
     }
 
-    /// Counts an attempt under `key` and returns the attempts in the current window.
-    fn count(&self, key: String, window: Duration) -> u32 {
-        let Ok(mut limits) = self.inner.limits.lock() else { return u32::MAX };
-        let now = Instant::now();
-        // Expired entries are swept at most every 10 s, each by its own window, so the map
-        // stays bounded by the live attempts and no lookup pays for a full scan.
-        if limits.entries.len() > 10_000
-            && limits.last_sweep.is_none_or(|t| now.duration_since(t) > Duration::from_secs(10))
-        {
-            limits.entries.retain(|_, (start, w, _)| now.duration_since(*start) < *w);
-            limits.last_sweep = Some(now);
+    /// Counts an attempt under each key (distinct) and returns the attempts in each one's
+    /// current window. One round trip to PostgreSQL for all of them.
+    async fn count(&self, keys: Vec<String>, window: Duration) -> Result<Vec<u32>, ApiError> {
+        match &self.inner.limits {
+            Limits::Memory(limits) => {
+                let Ok(mut limits) = limits.lock() else { return Ok(vec![u32::MAX; keys.len()]) };
+                Ok(keys.into_iter().map(|key| limits.count(key, window)).collect())
+            }
+            Limits::Shared(thread) => {
+                let hashed = keys.iter().map(|k| self.counter_hash(k)).collect::<Vec<_>>();
+                thread.run(move |c| c.count(&hashed, window)).await
+            }
         }
-        let entry = limits.entries.entry(key).or_insert((now, window, 0));
-        if now.duration_since(entry.0) >= entry.1 {
-            *entry = (now, window, 0);
-        }
-        entry.2 = entry.2.saturating_add(1);
-        entry.2
+    }
+
+    /// The form in which a counter's key is stored: a keyed hash, since keys name client
+    /// addresses (the identity numbers in them are already hashes).
+    fn counter_hash(&self, key: &str) -> Vec<u8> {
+        self.inner.secret.tag_of("rate-limit", &[key.as_bytes()])
     }
 
     /// The client of a request for rate limits: its address, the rightmost untrusted hop of
@@ -337,6 +383,34 @@ impl AppState {
         let Some(peer) = peer else { return "unknown".to_owned() };
         client_key(peer, headers, &self.config().trusted_proxies)
     }
+}
+
+impl RateLimits {
+    /// Counts an attempt under `key` and returns the attempts in the current window.
+    fn count(&mut self, key: String, window: Duration) -> u32 {
+        let now = Instant::now();
+        // Expired entries are swept at most every 10 s, each by its own window, so the map
+        // stays bounded by the live attempts and no lookup pays for a full scan.
+        if self.entries.len() > 10_000
+            && self.last_sweep.is_none_or(|t| now.duration_since(t) > Duration::from_secs(10))
+        {
+            self.entries.retain(|_, (start, w, _)| now.duration_since(*start) < *w);
+            self.last_sweep = Some(now);
+        }
+        let entry = self.entries.entry(key).or_insert((now, window, 0));
+        if now.duration_since(entry.0) >= entry.1 {
+            *entry = (now, window, 0);
+        }
+        entry.2 = entry.2.saturating_add(1);
+        entry.2
+    }
+}
+
+/// `N` random bytes as hex; `None` without an entropy source.
+fn random_hex<const N: usize>() -> Option<String> {
+    let mut b = [0u8; N];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).ok()?;
+    Some(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, as a dual-stack listener reports IPv4
@@ -430,6 +504,58 @@ impl StoreThread {
     fn send(&self, job: StoreJob) -> Result<(), ApiError> {
         self.jobs.send(job).map_err(|_| ApiError::internal("the store thread stopped"))
     }
+
+    /// Runs `f` on this thread and awaits its answer.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> Result<T, store::StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Box::new(move |s| {
+            let _ = tx.send(f(s));
+        }))?;
+        rx.await.map_err(|_| ApiError::internal("the store thread stopped"))?.map_err(ApiError::internal)
+    }
+}
+
+/// A job for the counter thread.
+type CounterJob = Box<dyn FnOnce(&mut store::SharedCounters) + Send>;
+
+/// The shared rate-limit counters' PostgreSQL connection, owned by a plain thread as the
+/// store's is (see [`StoreThread`]); a connection of its own, so that a lookup's checks do
+/// not queue behind other requests' store work.
+struct CounterThread {
+    jobs: std::sync::mpsc::Sender<CounterJob>,
+}
+
+impl CounterThread {
+    fn open(url: &str) -> Result<CounterThread, StartError> {
+        let mut counters = store::SharedCounters::connect(url)?;
+        let (jobs, queue) = std::sync::mpsc::channel::<CounterJob>();
+        std::thread::Builder::new()
+            .name("vaxpass-counters".into())
+            .spawn(move || {
+                for job in queue {
+                    job(&mut counters);
+                }
+            })
+            .map_err(|e| StartError::StoreThread(e.to_string()))?;
+        Ok(CounterThread { jobs })
+    }
+
+    /// Runs `f` on the counter thread and awaits its answer.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut store::SharedCounters) -> Result<T, store::StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move |c| {
+                let _ = tx.send(f(c));
+            }))
+            .map_err(|_| ApiError::internal("the counter thread stopped"))?;
+        rx.await.map_err(|_| ApiError::internal("the counter thread stopped"))?.map_err(ApiError::internal)
+    }
 }
 
 /// The whole HTTP interface.
@@ -510,9 +636,13 @@ fn truncate(s: &str, max: usize) -> &str {
 pub async fn serve(state: AppState) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(state.config().listen).await?;
     tracing::info!(listen = %state.config().listen, "vaxpass serving");
+    let shared = store::is_postgres(&state.config().db);
+    if shared {
+        listen_for_revocations(&state)?;
+    }
     let refresher = state.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(REVOCATION_REFRESH);
+        let mut tick = tokio::time::interval(if shared { REVOCATION_SAFETY_REFRESH } else { REVOCATION_REFRESH });
         loop {
             tick.tick().await;
             let s = refresher.clone();
@@ -521,6 +651,21 @@ pub async fn serve(state: AppState) -> std::io::Result<()> {
             }
         }
     });
+    tokio::spawn(batches::sweep_leases(state.clone()));
+    if let Limits::Shared(_) = &state.inner.limits {
+        let sweeper = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(COUNTER_SWEEP);
+            loop {
+                tick.tick().await;
+                if let Limits::Shared(thread) = &sweeper.inner.limits
+                    && let Err(e) = thread.run(|c| c.sweep()).await
+                {
+                    tracing::warn!(error = %e, "deleting expired rate-limit counters failed");
+                }
+            }
+        });
+    }
     if let Some(addr) = state.config().metrics_listen {
         let metrics_listener = tokio::net::TcpListener::bind(addr).await?;
         tracing::info!(listen = %addr, "metrics serving");
@@ -534,6 +679,23 @@ pub async fn serve(state: AppState) -> std::io::Result<()> {
     }
     let config = state.config().clone();
     serve_on(listener, router(state), config, shutdown_signal()).await
+}
+
+/// Starts the thread that listens for revocation notifications (PostgreSQL) and refreshes
+/// this instance's revocations on each; it ends once the service's state is dropped.
+fn listen_for_revocations(state: &AppState) -> std::io::Result<()> {
+    let url = state.config().db.clone();
+    let weak = Arc::downgrade(&state.inner);
+    std::thread::Builder::new().name("vaxpass-listen".into()).spawn(move || {
+        store::listen_revocations(&url, || {
+            let Some(inner) = weak.upgrade() else { return false };
+            if let Err(e) = (AppState { inner }).refresh_revocations() {
+                tracing::warn!(error = %e, "revocation refresh failed");
+            }
+            true
+        });
+    })?;
+    Ok(())
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets the connections finish

@@ -88,7 +88,7 @@ async fn lookup(
     let config = state.config();
     let Json(req) = body?;
     let client = state.client_key(&ext, &headers);
-    if !state.allow(format!("client:{client}"), config.lookups_per_client_per_minute, Duration::from_secs(60)) {
+    if !state.allow(format!("client:{client}"), config.lookups_per_client_per_minute, Duration::from_secs(60)).await? {
         return Err(ApiError::TooManyRequests);
     }
     let id = normalise_id(&req.id_number);
@@ -98,10 +98,11 @@ async fn lookup(
     let (pair_key, identity_key) = (format!("idc:{identity}:{client}"), format!("id:{identity}"));
     // Refused without looking: past its limit, this client learns nothing more on this
     // identity, right or wrong.
-    if state.counted(&pair_key) >= config.lookups_per_identity_per_hour {
+    let counted = state.counted(&[&pair_key, &identity_key]).await?;
+    if counted[0] >= config.lookups_per_identity_per_hour {
         return Err(ApiError::TooManyRequests);
     }
-    let floor = if state.counted(&identity_key) >= config.identity_failures_before_slowdown {
+    let floor = if counted[1] >= config.identity_failures_before_slowdown {
         Duration::from_millis(config.lookup_slowdown_ms.max(config.lookup_floor_ms))
     } else {
         Duration::from_millis(config.lookup_floor_ms)
@@ -147,8 +148,10 @@ async fn lookup(
         }
     }
     if found.is_empty() {
-        state.count(pair_key, FAILURE_WINDOW);
-        state.count(identity_key, FAILURE_WINDOW);
+        // Counted whatever happens to the counters: an error here must not shorten the floor.
+        if let Err(e) = state.count(vec![pair_key, identity_key], FAILURE_WINDOW).await {
+            tracing::error!(error = %e, "cannot count a failed lookup");
+        }
     }
     // The same time whether the person exists, the code is wrong, or it all matched.
     tokio::time::sleep(floor.saturating_sub(start.elapsed())).await;

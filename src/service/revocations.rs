@@ -1,6 +1,7 @@
 //! `POST /api/v1/revocations` (SPEC §7): the Ministry revokes a passport (by UVCI) or a
 //! facility DSC (by kid). Verification in this instance fails at once; other instances
-//! re-read revocations every [`super::REVOCATION_REFRESH`]; the next trust list carries it.
+//! re-read revocations when notified (PostgreSQL) or every [`super::REVOCATION_REFRESH`]
+//! (SQLite); the next trust list carries it.
 
 use axum::extract::{FromRequest as _, Request, State};
 use axum::http::HeaderMap;

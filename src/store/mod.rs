@@ -7,6 +7,8 @@
 mod postgres;
 mod sqlite;
 
+pub use postgres::instances::{LISTENER_NAME, SharedCounters, listen_revocations};
+
 use std::collections::{HashMap, HashSet};
 
 use crate::corrections::{CountRow, Kind, Queue, Request, RequestTiming, Status};
@@ -21,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_ledger.sql"),
     include_str!("migrations/0003_corrections.sql"),
+    include_str!("migrations/0004_instances.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -87,6 +90,9 @@ pub struct BatchRecord {
     pub persons_done: u64,
     /// `summary.json`, once done.
     pub summary: Option<String>,
+    /// Why a service batch failed, when vaxpass can say it without personal data (its
+    /// instance stopped: its lease expired).
+    pub error: Option<String>,
 }
 
 /// The operations vaxpass needs of a database.
@@ -140,8 +146,16 @@ pub trait Store: Send + ReportStore {
     fn retracted_by_run(&mut self, run_id: &str) -> Result<Vec<String>, StoreError>;
     /// What a run did to earlier passports: revoked UVCIs (sorted) and how many it superseded.
     fn run_changes(&mut self, run_id: &str) -> Result<RunChanges, StoreError>;
-    /// Creates or updates a batch's progress.
+    /// Creates or updates a batch's progress. A leased batch (a service batch) that is no
+    /// longer `running` is left as it is: a batch another instance marked failed after its
+    /// lease expired stays failed.
     fn save_batch(&mut self, batch: &BatchRecord, at: i64) -> Result<(), StoreError>;
+    /// Takes or renews the lease of a running batch for `owner` until `until` (Unix
+    /// seconds); false if the batch is no longer running or another owner holds it.
+    fn renew_lease(&mut self, batch_id: &str, owner: &str, until: i64) -> Result<bool, StoreError>;
+    /// Marks every running batch whose lease ended before `at` failed with `error`;
+    /// returns their ids.
+    fn expire_leases(&mut self, at: i64, error: &str) -> Result<Vec<String>, StoreError>;
     /// A batch's progress.
     fn batch(&mut self, batch_id: &str) -> Result<Option<BatchRecord>, StoreError>;
     /// How many passports are stored (for tests and operators).
@@ -444,11 +458,16 @@ impl From<::postgres::Error> for StoreError {
 pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Box::new(sqlite::SqliteStore::open(path)?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    } else if is_postgres(url) {
         Ok(Box::new(postgres::PostgresStore::open(url)?))
     } else {
         Err(StoreError::Url(url.to_owned()))
     }
+}
+
+/// Whether a database URL names PostgreSQL (shared by several instances).
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// Comma-separated record ids for the audit log.

@@ -11,7 +11,11 @@ use super::{
 };
 use crate::ledger::{LedgerDose, PassportRecord, PassportStatus, PersonHash, iso};
 
+pub(crate) mod instances;
 mod reports;
+
+/// The `NOTIFY` channel told of every new revocation, in the inserting transaction.
+const REVOCATION_CHANNEL: &str = "vaxpass_revocations";
 
 pub(super) struct PostgresStore {
     client: Client,
@@ -237,6 +241,7 @@ impl Store for PostgresStore {
                     &[&c.at, &c.actor(), &c.kid, &"revoke", &revoked, &c.run_id, &vec!["corrected"; n]],
                 )?;
                 tx.execute(&st.revocations, &[&hex, &c.at])?;
+                tx.execute("SELECT pg_notify($1, '')", &[&REVOCATION_CHANNEL])?;
             }
         }
         if !c.passports.is_empty() {
@@ -403,18 +408,46 @@ impl Store for PostgresStore {
 
     fn save_batch(&mut self, b: &BatchRecord, at: i64) -> Result<(), StoreError> {
         self.client.execute(
-            "INSERT INTO batches (batch_id, facility_code, status, persons_total, persons_done, summary, started_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (batch_id) DO UPDATE SET status = excluded.status, \
-             persons_total = excluded.persons_total, persons_done = excluded.persons_done, summary = excluded.summary, \
-             updated_at = excluded.updated_at",
-            &[&b.batch_id, &b.facility_code, &b.status, &to_i64(b.persons_total), &to_i64(b.persons_done), &b.summary, &at],
+            "INSERT INTO batches (batch_id, facility_code, status, persons_total, persons_done, summary, started_at, \
+             updated_at, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) ON CONFLICT (batch_id) DO UPDATE SET \
+             status = excluded.status, persons_total = excluded.persons_total, persons_done = excluded.persons_done, \
+             summary = excluded.summary, updated_at = excluded.updated_at, error = excluded.error \
+             WHERE batches.lease_expires_at IS NULL OR batches.status = 'running'",
+            &[
+                &b.batch_id,
+                &b.facility_code,
+                &b.status,
+                &to_i64(b.persons_total),
+                &to_i64(b.persons_done),
+                &b.summary,
+                &at,
+                &b.error,
+            ],
         )?;
         Ok(())
     }
 
+    fn renew_lease(&mut self, batch_id: &str, owner: &str, until: i64) -> Result<bool, StoreError> {
+        Ok(self.client.execute(
+            "UPDATE batches SET lease_owner = $2, lease_expires_at = $3 WHERE batch_id = $1 AND status = 'running' \
+             AND (lease_owner IS NULL OR lease_owner = $2)",
+            &[&batch_id, &owner, &until],
+        )? == 1)
+    }
+
+    fn expire_leases(&mut self, at: i64, error: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self.client.query(
+            "UPDATE batches SET status = 'failed', error = $2, updated_at = $1 \
+             WHERE status = 'running' AND lease_expires_at < $1 RETURNING batch_id",
+            &[&at, &error],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     fn batch(&mut self, batch_id: &str) -> Result<Option<BatchRecord>, StoreError> {
         let row = self.client.query_opt(
-            "SELECT batch_id, facility_code, status, persons_total, persons_done, summary FROM batches WHERE batch_id = $1",
+            "SELECT batch_id, facility_code, status, persons_total, persons_done, summary, error FROM batches \
+             WHERE batch_id = $1",
             &[&batch_id],
         )?;
         Ok(row.map(|r| BatchRecord {
@@ -424,6 +457,7 @@ impl Store for PostgresStore {
             persons_total: u64::try_from(r.get::<_, i64>(3)).unwrap_or(0),
             persons_done: u64::try_from(r.get::<_, i64>(4)).unwrap_or(0),
             summary: r.get(5),
+            error: r.get(6),
         }))
     }
 
@@ -457,10 +491,15 @@ impl Store for PostgresStore {
     }
 
     fn revoke(&mut self, revocation: &Revocation, at: i64) -> Result<(), StoreError> {
-        self.client.execute(
+        // The notification leaves at commit, with the row: a listener that refreshes on it
+        // reads the revocation.
+        let mut tx = self.client.transaction()?;
+        tx.execute(
             "INSERT INTO revocations (kind, value, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (kind, value) DO NOTHING",
             &[&revocation.kind(), &revocation.value(), &at],
         )?;
+        tx.execute("SELECT pg_notify($1, '')", &[&REVOCATION_CHANNEL])?;
+        tx.commit()?;
         Ok(())
     }
 

@@ -422,20 +422,48 @@ impl Store for SqliteStore {
 
     fn save_batch(&mut self, b: &BatchRecord, at: i64) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT INTO batches (batch_id, facility_code, status, persons_total, persons_done, summary, started_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (batch_id) DO UPDATE SET status = excluded.status, \
-             persons_total = excluded.persons_total, persons_done = excluded.persons_done, summary = excluded.summary, \
-             updated_at = excluded.updated_at",
-            params![b.batch_id, b.facility_code, b.status, to_i64(b.persons_total), to_i64(b.persons_done), b.summary, at],
+            "INSERT INTO batches (batch_id, facility_code, status, persons_total, persons_done, summary, started_at, \
+             updated_at, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8) ON CONFLICT (batch_id) DO UPDATE SET \
+             status = excluded.status, persons_total = excluded.persons_total, persons_done = excluded.persons_done, \
+             summary = excluded.summary, updated_at = excluded.updated_at, error = excluded.error \
+             WHERE batches.lease_expires_at IS NULL OR batches.status = 'running'",
+            params![
+                b.batch_id,
+                b.facility_code,
+                b.status,
+                to_i64(b.persons_total),
+                to_i64(b.persons_done),
+                b.summary,
+                at,
+                b.error
+            ],
         )?;
         Ok(())
+    }
+
+    fn renew_lease(&mut self, batch_id: &str, owner: &str, until: i64) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE batches SET lease_owner = ?2, lease_expires_at = ?3 WHERE batch_id = ?1 AND status = 'running' \
+             AND (lease_owner IS NULL OR lease_owner = ?2)",
+            params![batch_id, owner, until],
+        )? == 1)
+    }
+
+    fn expire_leases(&mut self, at: i64, error: &str) -> Result<Vec<String>, StoreError> {
+        let mut st = self.conn.prepare(
+            "UPDATE batches SET status = 'failed', error = ?2, updated_at = ?1 \
+             WHERE status = 'running' AND lease_expires_at < ?1 RETURNING batch_id",
+        )?;
+        let ids = st.query_map(params![at, error], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        Ok(ids)
     }
 
     fn batch(&mut self, batch_id: &str) -> Result<Option<BatchRecord>, StoreError> {
         Ok(self
             .conn
             .query_row(
-                "SELECT batch_id, facility_code, status, persons_total, persons_done, summary FROM batches WHERE batch_id = ?1",
+                "SELECT batch_id, facility_code, status, persons_total, persons_done, summary, error FROM batches \
+                 WHERE batch_id = ?1",
                 [batch_id],
                 |r| {
                     Ok(BatchRecord {
@@ -445,6 +473,7 @@ impl Store for SqliteStore {
                         persons_total: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
                         persons_done: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
                         summary: r.get(5)?,
+                        error: r.get(6)?,
                     })
                 },
             )
@@ -613,6 +642,7 @@ mod tests {
             persons_total: 0,
             persons_done: 0,
             summary: None,
+            error: None,
         };
         store.save_batch(&batch, 0).unwrap();
         for name in ["v.db", "v.db-wal", "v.db-shm"] {

@@ -17,6 +17,7 @@ mod render_cli;
 mod rules_cli;
 mod service_instances;
 mod service_limits;
+mod service_multi;
 mod sign_batch;
 mod sign_ledger;
 mod sign_resume;

@@ -73,7 +73,7 @@ async fn two_instances_share_passports_and_revocations() {
     let (status, _) = call(&a, post("/api/v1/revocations", json!({"uvci": first["uvci"]}), Some("admin"))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(call(&a, post("/api/v1/verify", verify.clone(), None)).await.1["reason"], "REVOKED");
-    // B learns it on its next refresh (every second in `serve`; called directly here).
+    // B learns it by notification in `serve` (tests/it/service_multi.rs); called directly here.
     let b2 = b.clone();
     tokio::task::spawn_blocking(move || b2.refresh_revocations()).await.unwrap().unwrap();
     assert_eq!(call(&b, post("/api/v1/verify", verify, None)).await.1["reason"], "REVOKED");

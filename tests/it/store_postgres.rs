@@ -81,6 +81,7 @@ fn store_contract(mut s: Box<dyn Store>) {
         persons_total: 10,
         persons_done: 4,
         summary: None,
+        error: None,
     };
     s.save_batch(&batch, 1).unwrap();
     batch.status = "done".into();
@@ -89,7 +90,38 @@ fn store_contract(mut s: Box<dyn Store>) {
     s.save_batch(&batch, 2).unwrap();
     assert_eq!(s.batch("b1").unwrap(), Some(batch));
     assert_eq!(s.batch("b2").unwrap(), None);
+    lease_contract(s.as_mut());
     ledger_contract(s.as_mut());
+}
+
+/// Batch leases (issue 11): taken, renewed by their owner only, expired into `failed`, and
+/// a failed leased batch is not brought back by its late owner's saves.
+fn lease_contract(s: &mut dyn Store) {
+    let mut batch = BatchRecord {
+        batch_id: "leased".into(),
+        facility_code: "01001".into(),
+        status: "running".into(),
+        persons_total: 0,
+        persons_done: 0,
+        summary: None,
+        error: None,
+    };
+    s.save_batch(&batch, 100).unwrap();
+    assert!(s.renew_lease("leased", "A", 130).unwrap(), "a new batch's lease is taken");
+    assert!(s.renew_lease("leased", "A", 140).unwrap(), "and renewed by its owner");
+    assert!(!s.renew_lease("leased", "B", 150).unwrap(), "but not by another instance");
+    assert_eq!(s.expire_leases(140, "gone").unwrap(), Vec::<String>::new(), "not expired at its end");
+    assert_eq!(s.expire_leases(141, "gone").unwrap(), ["leased"]);
+    let failed = s.batch("leased").unwrap().unwrap();
+    assert_eq!((failed.status.as_str(), failed.error.as_deref()), ("failed", Some("gone")));
+    assert!(!s.renew_lease("leased", "A", 200).unwrap(), "a failed batch's lease is not renewed");
+    // The owner, unaware, saves progress and then "done": the batch stays failed.
+    batch.persons_done = 5;
+    s.save_batch(&batch, 150).unwrap();
+    batch.status = "done".into();
+    s.save_batch(&batch, 151).unwrap();
+    assert_eq!(s.batch("leased").unwrap().unwrap().status, "failed");
+    assert!(s.expire_leases(1_000, "gone").unwrap().is_empty(), "a batch without a lease never expires");
 }
 
 fn dose(id: &str, person: u8, date: &str) -> LedgerDose {
@@ -246,4 +278,27 @@ fn postgres_migrates_a_database_made_before_schema_versions() {
     c.batch_execute("INSERT INTO schema_version (version) VALUES (99)").unwrap();
     let err = store::open(&db.url()).err().expect("refused").to_string();
     assert!(err.contains("schema version 99"), "{err}");
+}
+
+#[test]
+fn rate_limit_counters_are_shared_by_connections_and_windowed() {
+    let db = TempDatabase::new();
+    drop(store::open(&db.url()).unwrap());
+    let (mut a, mut b) =
+        (store::SharedCounters::connect(&db.url()).unwrap(), store::SharedCounters::connect(&db.url()).unwrap());
+    let (k1, k2) = (vec![1u8; 32], vec![2u8; 32]);
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(a.counted(&[k1.clone(), k2.clone()]).unwrap(), [0, 0]);
+    assert_eq!(a.count(std::slice::from_ref(&k1), hour).unwrap(), [1]);
+    assert_eq!(b.count(&[k1.clone(), k2.clone()], hour).unwrap(), [2, 1], "one counter for both connections");
+    assert_eq!(a.counted(&[k2.clone(), k1.clone()]).unwrap(), [1, 2], "in the order asked");
+    // A window that ended starts again at 1 and no longer counts.
+    let short = std::time::Duration::from_millis(1);
+    assert_eq!(a.count(&[vec![3u8; 32]], short).unwrap(), [1]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while a.counted(&[vec![3u8; 32]]).unwrap() != [0] {
+        assert!(std::time::Instant::now() < deadline, "a 1 ms window never ended");
+    }
+    assert_eq!(a.count(&[vec![3u8; 32]], hour).unwrap(), [1], "a new window");
+    assert_eq!(a.sweep().unwrap(), 0, "only live counters left");
 }

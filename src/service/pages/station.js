@@ -161,7 +161,7 @@ $("upload").addEventListener("submit", async (event) => {
       await new Promise((r) => setTimeout(r, 500));
       continue;
     }
-    if (b.status !== "done") { $("upload-status").textContent = "Lô bị lỗi · The batch failed"; return; }
+    if (b.status !== "done") { $("upload-status").textContent = "Lô bị lỗi · The batch failed" + (b.error ? ": " + b.error : ""); return; }
     setProgress(100, "Xong · Done");
     const s = b.summary || {};
     $("upload-status").textContent = `Xong · Done: ${s.signed_rows} dòng đã ký · rows signed, ${s.rejected_rows} bị từ chối · rejected, ${s.passports} hộ chiếu · passports`;
