@@ -344,6 +344,10 @@ pub(super) fn from_batch(
         .zip(&holders)
         .map(|(m, holder)| -> Result<Option<usize>, GateError> {
             let doses: Vec<Dose> = m.doses.iter().map(|d| d.dose).collect();
+            // A person left with no dose (their only rows refused) gets no passport.
+            if doses.is_empty() {
+                return Ok(None);
+            }
             let uvci = Uvci::new(&facility.signer.facility_code, &facility.secret.uvci_opaque(&[], &doses))
                 .map_err(|_| GateError::Invariant("a UVCI could not be built"))?;
             let content = content_of(holder, &doses, uvci, facility);

@@ -414,6 +414,7 @@ fn the_scenarios_hold_on_postgres() {
     a_re_issued_number_keeps_one_ledger_for_the_person_on(World::postgres());
     an_expired_passport_is_not_handed_out_again_on(World::postgres());
     a_passport_of_a_revoked_signer_is_not_handed_out_again_on(World::postgres());
+    a_new_person_whose_only_row_is_refused_gets_nothing_on(World::postgres());
 }
 
 #[test]
@@ -518,4 +519,22 @@ fn a_passport_of_a_revoked_signer_is_not_handed_out_again_on(w: World) {
     let second = w.current(0).unwrap();
     assert_ne!(second.uvci, first.uvci);
     assert_eq!(second.kid, other.signer.cert.kid.to_base64());
+}
+
+#[test]
+fn a_new_person_whose_only_row_is_refused_gets_nothing() {
+    a_new_person_whose_only_row_is_refused_gets_nothing_on(World::new());
+}
+
+fn a_new_person_whose_only_row_is_refused_gets_nothing_on(w: World) {
+    // Found by a second generated data set whose record ids overlapped the first's: the run
+    // stopped with "a passport's length could not be estimated" for a person whose only row
+    // tried to rewrite another facility's record (refused), leaving them with no dose.
+    w.sign("week1", &row("R1", 0, "Pfizer", "2021-07-01"));
+    let an = w.current(0).unwrap();
+    let (s, sink) = w.sign("week2", &row("R1", 1, "Pfizer", "2021-07-01").replace(",01001,", ",79001,"));
+    assert_eq!((s.signed_rows, s.rejected_rows, s.passports, s.revoked), (0, 1, 0, 0));
+    assert_eq!(sink.rejected[0].reason, RejectReason::BadRow);
+    assert!(w.current(1).is_none(), "Bình has no dose, so no passport");
+    assert_eq!(w.current(0).unwrap().uvci, an.uvci, "An's passport stands");
 }
