@@ -15,12 +15,12 @@
 //! 5. check `iat ≤ now ≤ exp` and the passport's own revocation.
 //!
 //! Modules, bottom up: [`passport`] (the format), [`pki`] (certificates and keys), [`secret`]
-//! (the deployment secret's keyed hashes and seals), [`dates`] and [`provinces`]; [`ledger`]
+//! (the deployment secret's keyed hashes and seals), [`dates`] and `provinces`; [`ledger`]
 //! (the dose ledger's decisions) and [`corrections`] (citizens' requests and the report
 //! arithmetic); [`gate`] (checks, persons, signing runs) and [`store`] (SQLite and PostgreSQL)
 //! side by side, meeting only through [`ledger::Ledger`]; [`verify`] (the verdict) and
 //! [`rules`] (entry rules), [`render`] (QR images, PDF), [`scan`] (QR codes in photos);
-//! [`service`] (the HTTP service); [`cli`] (the `vaxpass` command); [`synthetic`] (test data).
+//! [`service`] (the HTTP service); `cli` (the `vaxpass` command, private behind [`Cli`] and [`run_command`]); `synthetic` (`vaxpass gen`, private).
 //! `main.rs` only parses arguments and prints one error line.
 //!
 //! ```
@@ -57,23 +57,29 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Every `pub` item is reachable from outside, or says `pub(crate)`: what users of the
+// library get is what the modules below re-export, as in rustls-webpki.
+#![warn(unreachable_pub)]
 
-pub mod cli;
+mod cli;
 pub mod corrections;
 pub mod dates;
 pub mod gate;
 pub mod ledger;
 pub mod passport;
 pub mod pki;
-pub mod provinces;
+mod provinces;
 pub mod render;
 pub mod rules;
 pub mod scan;
 pub mod secret;
 pub mod service;
 pub mod store;
-pub mod synthetic;
+mod synthetic;
 pub mod verify;
+
+/// The `vaxpass` command: its arguments, and running them (the binary is only these two).
+pub use cli::{Cli, run as run_command};
 
 /// An error and its causes on one line, `a: b: c`, for logs: no error here repeats its
 /// `source()` in its own message (as in ripgrep), so each cause prints once. The binary

@@ -12,8 +12,8 @@ use clap::Parser as _;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    let cli = vaxpass::cli::Cli::parse();
-    match vaxpass::cli::run(cli) {
+    let cli = vaxpass::Cli::parse();
+    match vaxpass::run_command(cli) {
         Ok(code) => code,
         // The error and its causes on one line (`a: b: c`): no error's message repeats
         // its `source()`, so each cause prints once.

@@ -2,7 +2,7 @@
 //! and, with a leading zero, the `PPP` of CCCD numbers. Codes not listed do not exist.
 
 /// (2-digit GSO code, name), sorted by code.
-pub const PROVINCES: [(&str, &str); 63] = [
+pub(crate) const PROVINCES: [(&str, &str); 63] = [
     ("01", "Hà Nội"),
     ("02", "Hà Giang"),
     ("04", "Cao Bằng"),
@@ -72,18 +72,18 @@ pub const PROVINCES: [(&str, &str); 63] = [
 const MINISTRY_FACILITY_PREFIXES: [(&str, &str); 2] = [("97", "Bộ Quốc phòng"), ("98", "Bộ Công an")];
 
 /// The province named by a 2-digit GSO code.
-pub fn province_name(code: &str) -> Option<&'static str> {
+pub(crate) fn province_name(code: &str) -> Option<&'static str> {
     PROVINCES.binary_search_by(|(c, _)| (*c).cmp(code)).ok().and_then(|i| PROVINCES.get(i)).map(|(_, name)| *name)
 }
 
 /// The province, or the ministry (97, 98), that a facility-code prefix `PP` names.
-pub fn prefix_name(pp: &str) -> Option<&'static str> {
+pub(crate) fn prefix_name(pp: &str) -> Option<&'static str> {
     province_name(pp).or_else(|| MINISTRY_FACILITY_PREFIXES.iter().find(|(p, _)| *p == pp).map(|(_, name)| *name))
 }
 
 /// Whether `code` is a well-formed facility code (mã cơ sở KCB, `PPNNN`, Decision 384/QĐ-BYT):
 /// five ASCII digits whose `PP` is a province or one of the ministries' prefixes 97/98.
-pub fn is_facility_code(code: &str) -> bool {
+pub(crate) fn is_facility_code(code: &str) -> bool {
     code.len() == 5
         && code.bytes().all(|b| b.is_ascii_digit())
         && code.get(..2).is_some_and(|pp| prefix_name(pp).is_some())

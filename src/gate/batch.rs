@@ -21,7 +21,7 @@ use crate::pki::SignatureAlgorithm;
 use crate::secret::DerivationKey;
 
 /// Default passport lifetime: 365 days (SPEC §3; Decision 5772: valid 12 months).
-pub const PASSPORT_LIFETIME_SECS: i64 = 365 * 86_400;
+pub(super) const PASSPORT_LIFETIME_SECS: i64 = 365 * 86_400;
 
 /// Default persons signed per round trip to the sink (one database transaction). The
 /// identity-hash index takes keys in random order, so each transaction rewrites most of the

@@ -30,7 +30,7 @@ pub enum PersonKey {
 
 /// A row that passed the per-row checks.
 #[derive(Debug, Clone)]
-pub struct AcceptedRow {
+pub(super) struct AcceptedRow {
     /// Position in the file (0-based), for "later row in file order".
     pub order: u64,
     /// `record_id`.
@@ -46,7 +46,7 @@ pub struct AcceptedRow {
 /// Who a passport names and which number `passports.jsonl` lists, for persons the registry
 /// does not give (foreigners, offline runs): from the row (SPEC §5 "Grouping").
 #[derive(Debug, Clone)]
-pub struct RowIdentity {
+pub(super) struct RowIdentity {
     /// The person as the passport will name them.
     pub person: Person,
     /// `id_number` of `passports.jsonl`.
@@ -137,7 +137,7 @@ fn match_registry<'r>(
 }
 
 /// Runs the per-row checks. `today` bounds vaccination dates (nothing in the future).
-pub fn check_row(
+pub(super) fn check_row(
     row: &DoseRow<'_>,
     order: u64,
     registry: Option<&Registry>,

@@ -27,7 +27,7 @@ pub enum Sex {
 /// Parses a sex as typed: `Nam`, `Nữ`, `Nu`, `M`, `F`, `male`, `female`, in any case, any
 /// Unicode normalisation (NFC or NFD "Nữ"), with surrounding white space (NBSP included).
 /// Returns `None` for anything else (SPEC §5: that row is a `BAD_ROW`).
-pub fn parse_sex(raw: &str) -> Option<Sex> {
+pub(crate) fn parse_sex(raw: &str) -> Option<Sex> {
     // The spellings nearly every row uses, without allocating.
     match raw.trim() {
         "Nam" | "M" | "nam" | "m" => return Some(Sex::Male),
@@ -55,7 +55,7 @@ pub fn parse_sex(raw: &str) -> Option<Sex> {
 /// `Debug` is written by hand and redacted (STYLE §3): a CCCD shows only its 3-digit province
 /// code, the others show nothing of their value.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub enum IdNumber {
+pub(crate) enum IdNumber {
     /// Citizen identity card / personal identification number (CCCD), 12 ASCII digits
     /// `PPP G YY RRRRRR` (DOMAIN §2).
     Cccd(String),
@@ -67,7 +67,7 @@ pub enum IdNumber {
 
 impl IdNumber {
     /// The repaired number as text (digits for CCCD/CMND, uppercase for a passport number).
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             IdNumber::Cccd(s) | IdNumber::Cmnd(s) | IdNumber::Foreign(s) => s,
         }
@@ -93,7 +93,7 @@ impl fmt::Debug for IdNumber {
 /// Why an identity number cannot be used. Each variant is one SPEC §5 reason code; `detail`
 /// is a fixed English phrase that never contains the number itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
-pub enum IdProblem {
+pub(crate) enum IdProblem {
     /// Blank, no digit at all ("không có", "N/A", `-`), or all zeros. SPEC §5 `ID_MISSING`.
     #[error("identity number missing")]
     Missing,
@@ -114,8 +114,9 @@ pub enum IdProblem {
 }
 
 impl IdProblem {
+    #[cfg(test)]
     /// The SPEC §5 reason code: `ID_MISSING`, `ID_BAD_FORMAT` or `ID_INCONSISTENT`.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             IdProblem::Missing => "ID_MISSING",
             IdProblem::BadFormat { .. } => "ID_BAD_FORMAT",
@@ -127,7 +128,7 @@ impl IdProblem {
 /// The province (tỉnh/thành phố) whose 3-digit CCCD code is `code`, e.g. `"001"` → Hà Nội;
 /// `None` for codes that do not exist (`"003"`, `"005"`, …). DOMAIN §2: `PPP` is "0" followed
 /// by the 2-digit GSO code of [`crate::provinces`].
-pub fn province_name(code: &str) -> Option<&'static str> {
+pub(crate) fn province_name(code: &str) -> Option<&'static str> {
     code.strip_prefix('0').filter(|pp| pp.len() == 2).and_then(crate::provinces::province_name)
 }
 
@@ -150,7 +151,7 @@ const PASSPORT_LEN: std::ops::RangeInclusive<usize> = 6..=9;
 /// This does not check a CCCD against the row's birth year and sex: that is
 /// [`check_cccd_consistency`], the next check in SPEC §5 order. A 12-digit number with an
 /// unknown province is therefore accepted here and rejected there as `ID_INCONSISTENT`.
-pub fn parse_id(raw: &str, nationality: &str) -> Result<IdNumber, IdProblem> {
+pub(crate) fn parse_id(raw: &str, nationality: &str) -> Result<IdNumber, IdProblem> {
     // NFKC leaves ASCII unchanged; only full-width digits and the like need it.
     let text: std::borrow::Cow<'_, str> =
         if raw.is_ascii() { std::borrow::Cow::Borrowed(raw) } else { std::borrow::Cow::Owned(raw.nfkc().collect()) };
@@ -274,7 +275,7 @@ fn parse_passport_number(cleaned: &str) -> Result<IdNumber, IdProblem> {
 ///
 /// Returns `BadFormat` if `cccd` is not 12 ASCII digits (a caller passing anything but an
 /// [`IdNumber::Cccd`] value).
-pub fn check_cccd_consistency(cccd: &str, birth_year: Option<i32>, sex: Option<Sex>) -> Result<(), IdProblem> {
+pub(crate) fn check_cccd_consistency(cccd: &str, birth_year: Option<i32>, sex: Option<Sex>) -> Result<(), IdProblem> {
     let digits: Vec<u8> = cccd.bytes().map(|b| b.wrapping_sub(b'0')).collect();
     let [p1, p2, p3, g, y1, y2, ..] = digits.as_slice() else {
         return Err(IdProblem::BadFormat { detail: "not a 12-digit number" });

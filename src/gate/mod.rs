@@ -8,9 +8,9 @@
 
 mod batch;
 mod checks;
-pub mod identity;
-pub mod names;
-pub mod output;
+pub(crate) mod identity;
+pub(crate) mod names;
+pub(crate) mod output;
 mod people;
 mod registry;
 mod rows;

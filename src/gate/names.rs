@@ -36,7 +36,7 @@ const INVISIBLE: [char; 6] = ['\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\
 /// typed letter must equal the registry's letter or lack some of its diacritics (`d` for `đ`
 /// included). A changed or added diacritic (Hà ≠ Hả), any other letter (Quí ≠ Quý), a dropped
 /// or added word and a different word order all fail.
-pub fn names_match(typed: &str, registry: &str) -> bool {
+pub(crate) fn names_match(typed: &str, registry: &str) -> bool {
     // Most rows are typed exactly as registered; equal text always matches.
     if typed == registry {
         return true;
@@ -50,13 +50,14 @@ pub fn names_match(typed: &str, registry: &str) -> bool {
             .all(|(t, r)| t.len() == r.len() && t.iter().zip(r).all(|(tl, rl)| tl.may_be_typed_for(rl)))
 }
 
+#[cfg(test)]
 /// The canonical comparison key of a name, for grouping and deduplication: NFC, lowercase,
 /// white space collapsed to single spaces, invisible characters dropped, tone placement
 /// canonical (the tone of a word-final oa/oe/uy sits on the second vowel: "hoà", "thuỷ").
 ///
 /// Two names with equal keys match each other under [`names_match`]. The key is for
 /// comparison only; it is never shown or signed.
-pub fn name_key(s: &str) -> String {
+pub(crate) fn name_key(s: &str) -> String {
     let words: Vec<String> = words(s)
         .iter()
         .map(|word| {
@@ -98,6 +99,7 @@ impl Letter {
         matches!(self.base, 'a' | 'e' | 'i' | 'o' | 'u' | 'y')
     }
 
+    #[cfg(test)]
     /// Appends the letter in decomposed form (đ as itself, it has no decomposition).
     fn spell_into(&self, out: &mut String) {
         if self.base == 'd' && self.marks.contains(&STROKE) {

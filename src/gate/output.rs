@@ -19,7 +19,7 @@ const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 ///
 /// Use it for every cell of every CSV vaxpass writes or serves (`rejected.csv`,
 /// `revoked.csv`, CSV downloads).
-pub fn csv_safe_cell(value: &str) -> Cow<'_, str> {
+pub(crate) fn csv_safe_cell(value: &str) -> Cow<'_, str> {
     match value.chars().next() {
         Some(c) if FORMULA_STARTS.contains(&c) || c == '\'' => Cow::Owned(format!("'{value}")),
         _ => Cow::Borrowed(value),
@@ -30,7 +30,7 @@ pub fn csv_safe_cell(value: &str) -> Cow<'_, str> {
 /// (0600 on Unix) whatever the umask: outputs hold identity numbers, claim codes and
 /// names. A file left by an earlier run with wider permissions is narrowed too, because
 /// `open` applies the mode only when it creates the file.
-pub fn create_private_file(path: &Path) -> std::io::Result<File> {
+pub(crate) fn create_private_file(path: &Path) -> std::io::Result<File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]

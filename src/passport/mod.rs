@@ -11,15 +11,15 @@ mod cwt;
 mod dcc;
 mod deflate;
 mod hc1;
-pub mod translit;
-pub mod uvci;
+pub(crate) mod translit;
+pub(crate) mod uvci;
 pub mod vaccines;
 
 pub use cose::{Algorithm, CoseSign1};
 pub use cwt::{CertificateKind, Claims, check_schema};
 pub use dcc::{DCC_VERSION, Dose, ISSUER_COUNTRY, NumberedDose, PassportContent, Person, number_doses};
 pub use hc1::{HC1_PREFIX, MAX_HC1_LEN, MAX_HC1_LEN_Q, MAX_INFLATED_LEN};
-pub use uvci::Uvci;
+pub use uvci::{Uvci, UvciError};
 pub use vaccines::Vaccine;
 
 use ring::signature;

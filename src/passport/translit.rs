@@ -24,7 +24,7 @@ use unicode_normalization::char::is_combining_mark;
 /// signed goes through this first. The result is a fixed point:
 /// `normalise_name(&normalise_name(s)) == normalise_name(s)`.
 #[must_use]
-pub fn normalise_name(s: &str) -> String {
+pub(crate) fn normalise_name(s: &str) -> String {
     // Most names arrive in NFC already; the quick check avoids recomposing them.
     let nfc: std::borrow::Cow<'_, str> =
         if unicode_normalization::is_nfc_quick(s.chars()) == unicode_normalization::IsNormalized::Yes {
@@ -45,7 +45,7 @@ pub fn normalise_name(s: &str) -> String {
 /// one-word name gives an empty given part; an empty or all-space name gives two
 /// empty strings.
 #[must_use]
-pub fn split_name(full: &str) -> (String, String) {
+pub(crate) fn split_name(full: &str) -> (String, String) {
     let normalised = normalise_name(full);
     match normalised.split_once(' ') {
         Some((family, given)) => (family.to_owned(), given.to_owned()),
@@ -55,12 +55,12 @@ pub fn split_name(full: &str) -> (String, String) {
 
 /// The DCC schema's `maxLength` of each of `fn`, `gn`, `fnt` and `gnt`, in characters
 /// (DCC JSON schema 1.3.0, `person_name`).
-pub const MAX_NAME_PART_LEN: usize = 80;
+pub(crate) const MAX_NAME_PART_LEN: usize = 80;
 
 /// The first part of the passport name written from `full_name` (`fn`, `fnt`, `gn`, then
 /// `gnt`) that would be longer than [`MAX_NAME_PART_LEN`], with its length in characters.
 #[must_use]
-pub fn overlong_name_part(full_name: &str) -> Option<(&'static str, usize)> {
+pub(crate) fn overlong_name_part(full_name: &str) -> Option<(&'static str, usize)> {
     // The gate calls this for every row: a name already in NFC (nearly all) is measured
     // where it lies, words counted as `split_name` would join them, without allocating.
     let nfc = unicode_normalization::is_nfc_quick(full_name.chars()) == unicode_normalization::IsNormalized::Yes;
@@ -100,7 +100,7 @@ pub fn overlong_name_part(full_name: &str) -> Option<(&'static str, usize)> {
 /// ("Thu--Hà" gives `THU<<HA`). The result only ever contains `[A-Z<]`, for any
 /// input.
 #[must_use]
-pub fn icao(s: &str) -> String {
+pub(crate) fn icao(s: &str) -> String {
     let collapsed = s.split_whitespace().collect::<Vec<_>>().join(" ");
     // Đ (U+0110) and đ (U+0111) are letters of their own, not D + a mark, so
     // NFD leaves them whole: map them before decomposing.

@@ -33,7 +33,7 @@ const URN_PREFIX: &str = "URN:UVCI:";
 const VN_PREFIX: &str = "URN:UVCI:01:VN:";
 
 /// Longest UVCI accepted: the DCC schema 1.3.0 limits `ci` to 80 characters.
-pub const MAX_UVCI_LEN: usize = 80;
+pub(crate) const MAX_UVCI_LEN: usize = 80;
 
 /// Longest opaque part: keeps our UVCIs (15 + 5 + 1 + 40 + 2 = 63 characters)
 /// well inside [`MAX_UVCI_LEN`].
@@ -72,7 +72,7 @@ pub enum UvciError {
     TooLong {
         /// Length of the text, in bytes.
         len: usize,
-        /// [`MAX_UVCI_LEN`].
+        /// `MAX_UVCI_LEN`.
         max: usize,
     },
     /// The text has a character that is not printable ASCII (`!` to `~`).
@@ -110,7 +110,7 @@ impl Uvci {
     /// the Luhn mod 38 character over everything before `#`.
     ///
     /// `facility_code` must be 5 ASCII digits; `opaque` 1 to 40 characters of
-    /// `[A-Z0-9]` (see [`opaque_from_digest`]).
+    /// `[A-Z0-9]` (see `opaque_from_digest`).
     ///
     /// # Errors
     ///
@@ -198,7 +198,7 @@ impl fmt::Display for Uvci {
 /// A digest shorter than 10 bytes is encoded whole (⌈8·len/5⌉ characters,
 /// empty for an empty digest); callers pass a full hash output.
 #[must_use]
-pub fn opaque_from_digest(digest: &[u8]) -> String {
+pub(crate) fn opaque_from_digest(digest: &[u8]) -> String {
     let used = digest.get(..OPAQUE_DIGEST_BYTES).unwrap_or(digest);
     let mut out = String::with_capacity(16);
     let mut buffer: u32 = 0;
@@ -253,19 +253,20 @@ fn luhn_sum(s: &str, first_factor: usize) -> Option<usize> {
 /// For a UVCI, `s` is everything before the `#`, `URN:UVCI:` included:
 /// `luhn_mod38_check_char("URN:UVCI:01:NL:187/37512422923") == Some('Z')`.
 #[must_use]
-pub fn luhn_mod38_check_char(s: &str) -> Option<char> {
+pub(crate) fn luhn_mod38_check_char(s: &str) -> Option<char> {
     let sum = luhn_sum(s, 2)?;
     let check = (LUHN_N - sum) % LUHN_N;
     LUHN_ALPHABET.get(check).map(|&c| char::from(c))
 }
 
+#[cfg(test)]
 /// Whether `with_check` (a text followed directly by its check character,
 /// without the `#`) passes the Luhn mod 38 check: its sum, the check character
 /// counted with factor 1, is 0 mod 38.
 ///
 /// Returns `false` for an empty text or a character outside `A-Z 0-9 / :`.
 #[must_use]
-pub fn luhn_mod38_valid(with_check: &str) -> bool {
+pub(crate) fn luhn_mod38_valid(with_check: &str) -> bool {
     !with_check.is_empty() && luhn_sum(with_check, 1) == Some(0)
 }
 

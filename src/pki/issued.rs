@@ -18,7 +18,7 @@ use super::keys::{FileError, read_file};
 /// The record's file name, beside the issuer certificate.
 pub const ISSUED_LOG_NAME: &str = "issued.jsonl";
 /// Largest record read: ~250 bytes a line, so about 250,000 issued certificates.
-pub const MAX_ISSUED_LOG_BYTES: usize = 64 * 1024 * 1024;
+pub(super) const MAX_ISSUED_LOG_BYTES: usize = 64 * 1024 * 1024;
 
 /// One issued facility certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ pub enum IssuedLogError {
         /// 1-based line number.
         line: usize,
     },
-    /// Larger than [`MAX_ISSUED_LOG_BYTES`].
+    /// Larger than `MAX_ISSUED_LOG_BYTES`.
     #[error("{}: larger than {MAX_ISSUED_LOG_BYTES} bytes", path.display())]
     TooLarge {
         /// The record.

@@ -80,7 +80,7 @@ pub fn ensure_absent(paths: &[&Path]) -> Result<(), FileError> {
 }
 
 /// Extracts the PKCS#8 DER from a PEM key file, with a clear message for the usual mistakes.
-pub fn pkcs8_from_pem(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, FileError> {
+pub(super) fn pkcs8_from_pem(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, FileError> {
     let blocks = pem::parse_many(bytes).map_err(|e| FileError::content(path, format!("not a PEM file ({e})")))?;
     let mut found_other = None;
     for b in blocks {

@@ -10,8 +10,8 @@ pub mod der;
 mod issue;
 mod issued;
 mod keys;
-pub mod pkcs11;
-pub mod policy;
+pub(crate) mod pkcs11;
+pub(crate) mod policy;
 mod revocation;
 mod trust;
 

@@ -35,7 +35,7 @@ const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0
 const SHA256_DIGEST_INFO: [u8; 19] =
     [0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
 /// Smallest RSA modulus accepted for signing (SPEC §10: RSA-2048+).
-pub const MIN_RSA_BITS: usize = 2048;
+pub(crate) const MIN_RSA_BITS: usize = 2048;
 
 /// Why a token key could not be used. One clear line each; the PIN never appears.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,7 +176,7 @@ impl std::fmt::Debug for Pkcs11Uri {
 }
 
 /// Whether a key argument is a PKCS#11 URI rather than a file.
-pub fn is_pkcs11_uri(arg: &str) -> bool {
+pub(crate) fn is_pkcs11_uri(arg: &str) -> bool {
     arg.len() >= 7 && arg[..7].eq_ignore_ascii_case("pkcs11:")
 }
 

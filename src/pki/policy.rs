@@ -13,11 +13,11 @@ pub enum Purpose {
 }
 
 /// The EKU arc vaxpass writes into facility DSCs: `1.3.6.1.4.1.1847.2021.1.2` (vaccination).
-pub const EKU_VACCINATION_ARCS: [u64; 10] = [1, 3, 6, 1, 4, 1, 1847, 2021, 1, 2];
+pub(crate) const EKU_VACCINATION_ARCS: [u64; 10] = [1, 3, 6, 1, 4, 1, 1847, 2021, 1, 2];
 
 /// id-kp-documentSigning (RFC 9336): the purpose of the trust-list signer, and of nothing
 /// else in the hierarchy. Facility DSCs never carry it.
-pub const EKU_DOCUMENT_SIGNING_ARCS: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 3, 36];
+pub(crate) const EKU_DOCUMENT_SIGNING_ARCS: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 3, 36];
 const EKU_DOCUMENT_SIGNING: &str = "1.3.6.1.5.5.7.3.36";
 
 /// The EU arcs and the variant with an extra `.0` seen in production certificates.
@@ -35,7 +35,7 @@ fn purpose_of(oid: &str) -> Option<Purpose> {
 
 /// Whether a signer with these EKUs (`None`: no EKU extension) may sign `purpose`. A DSC with
 /// none of the health-certificate EKUs may sign any type; one with some of them only those.
-pub fn allows(ekus: Option<&[String]>, purpose: Purpose) -> bool {
+pub(crate) fn allows(ekus: Option<&[String]>, purpose: Purpose) -> bool {
     let mut any_health_eku = false;
     for oid in ekus.unwrap_or_default() {
         if let Some(p) = purpose_of(oid) {
@@ -51,7 +51,7 @@ pub fn allows(ekus: Option<&[String]>, purpose: Purpose) -> bool {
 /// Whether a certificate with these EKUs may sign the trust list: it must name the
 /// document-signing purpose and none of the health-certificate ones, so that no facility DSC,
 /// wherever it sits in the hierarchy, can publish trust.
-pub fn may_sign_trust_list(ekus: Option<&[String]>) -> bool {
+pub(crate) fn may_sign_trust_list(ekus: Option<&[String]>) -> bool {
     let ekus = ekus.unwrap_or_default();
     ekus.iter().any(|o| o == EKU_DOCUMENT_SIGNING) && !ekus.iter().any(|o| purpose_of(o).is_some())
 }

@@ -249,7 +249,7 @@ pub enum EvalError {
     /// A date or date-time string outside the formats `plusTime` allows.
     #[error("\"{0}\": not an allowed date or date-time")]
     DateFormat(&'static str),
-    /// More than [`MAX_STEPS`] steps or [`MAX_DEPTH`] levels.
+    /// More than `MAX_STEPS` steps or `MAX_DEPTH` levels.
     #[error("the expression takes too long to evaluate")]
     Budget,
 }

@@ -23,12 +23,12 @@ struct Histogram {
 
 /// The service's counters.
 #[derive(Default)]
-pub struct Metrics {
+pub(super) struct Metrics {
     inner: Mutex<Inner>,
 }
 
 /// The label for a request method: one of the methods the service knows, else `other`.
-pub fn method_label(method: &axum::http::Method) -> &'static str {
+pub(super) fn method_label(method: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *method {
         Method::GET => "GET",
@@ -53,7 +53,7 @@ struct Inner {
 
 impl Metrics {
     /// Counts one request; `route` is a route template or `unmatched`, never a raw path.
-    pub fn request(&self, method: &axum::http::Method, route: &str, status: u16, elapsed: Duration) {
+    pub(super) fn request(&self, method: &axum::http::Method, route: &str, status: u16, elapsed: Duration) {
         if let Ok(mut m) = self.inner.lock() {
             *m.requests.entry((method_label(method), route.to_owned(), status)).or_default() += 1;
             let h = m.latency.entry(route.to_owned()).or_default();
@@ -69,28 +69,28 @@ impl Metrics {
     }
 
     /// Counts one verification by its reason code.
-    pub fn verification(&self, reason: &'static str) {
+    pub(super) fn verification(&self, reason: &'static str) {
         if let Ok(mut m) = self.inner.lock() {
             *m.verifications.entry(reason).or_default() += 1;
         }
     }
 
     /// Counts passports signed through the service.
-    pub fn passports_signed(&self, n: u64) {
+    pub(super) fn passports_signed(&self, n: u64) {
         if let Ok(mut m) = self.inner.lock() {
             m.passports_signed += n;
         }
     }
 
     /// Counts one correction request filed by a citizen.
-    pub fn correction_filed(&self) {
+    pub(super) fn correction_filed(&self) {
         if let Ok(mut m) = self.inner.lock() {
             m.corrections_filed += 1;
         }
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    pub(super) fn render(&self) -> String {
         let Ok(m) = self.inner.lock() else { return String::new() };
         let mut out = String::new();
         let _ = writeln!(out, "# HELP vaxpass_http_requests_total HTTP requests by method, route and status.");
@@ -136,7 +136,7 @@ impl Metrics {
 /// that an alert fires well before a facility can no longer sign. A facility with several
 /// certificates (a key rollover) shows its latest one, the one signing relies on. Facility
 /// codes are public (they are in every UVCI), not personal data.
-pub fn facility_expiry<'a>(certs: impl Iterator<Item = &'a crate::pki::Certificate>, now: i64) -> String {
+pub(super) fn facility_expiry<'a>(certs: impl Iterator<Item = &'a crate::pki::Certificate>, now: i64) -> String {
     let mut days: BTreeMap<&str, i64> = BTreeMap::new();
     for cert in certs {
         let (Some(code), Some(d)) = (cert.facility_code.as_deref(), crate::pki::days_to_expiry(cert, now)) else {

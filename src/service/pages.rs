@@ -19,7 +19,7 @@ use super::AppState;
 /// The pages' policy: only this origin's scripts, styles and the API; images from this
 /// origin (the QR codes) and `data:`; no plugins, no framing, no `<base>` rewriting, forms
 /// only to this origin.
-pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+pub(super) const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 pub(super) fn router() -> Router<AppState> {

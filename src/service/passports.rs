@@ -31,7 +31,7 @@ use crate::ledger::PassportStatus;
 use crate::render::{QrFormat, certificate_pdf, render_qr};
 
 /// Lifetime of a download token.
-pub const DOWNLOAD_TOKEN_SECS: i64 = 15 * 60;
+pub(super) const DOWNLOAD_TOKEN_SECS: i64 = 15 * 60;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -159,7 +159,7 @@ async fn lookup(
 }
 
 /// Percent-encodes a UVCI for one path segment (it contains `:`, `/` and `#`).
-pub fn percent_encode(s: &str) -> String {
+pub(super) fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b == b'-' || b == b'.' {

@@ -32,16 +32,16 @@ use serde::Serialize;
 use super::{GenError, stream};
 
 /// Requests per million registry persons with dose rows (2 %).
-pub const REQUEST_PPM: u32 = 20_000;
+pub(crate) const REQUEST_PPM: u32 = 20_000;
 
 /// Arrivals start here: 2023-01-02T00:00:00Z (the first follow-up week's Monday).
-pub const START: i64 = 1_672_617_600;
+pub(crate) const START: i64 = 1_672_617_600;
 
 /// Days over which requests arrive.
-pub const WINDOW_DAYS: i64 = 28;
+pub(crate) const WINDOW_DAYS: i64 = 28;
 
 /// The replay's clock: a week after the last arrival, so most requests are decided.
-pub const CLOCK: i64 = START + (WINDOW_DAYS + 7) * DAY;
+pub(crate) const CLOCK: i64 = START + (WINDOW_DAYS + 7) * DAY;
 
 const HOUR: i64 = 3600;
 const DAY: i64 = 24 * HOUR;
@@ -56,7 +56,7 @@ const NOT_REPORTED: [&str; 4] = ["duplicate_row", "too_soon", "unknown_vaccine",
 
 /// What `--corrections` wrote.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct CorrectionsSummary {
+pub(crate) struct CorrectionsSummary {
     /// Requests written.
     pub requests: u64,
     /// By kind.
@@ -104,7 +104,7 @@ struct Figures {
 
 /// Writes `corrections.jsonl` and `corrections_truth.json` into `dir`, from the files
 /// [`super::generate`] wrote there with the same `seed`.
-pub fn write(dir: &Path, seed: u64) -> Result<CorrectionsSummary, GenError> {
+pub(crate) fn write(dir: &Path, seed: u64) -> Result<CorrectionsSummary, GenError> {
     let read_err = |name: &str| {
         let path = dir.join(name);
         move |e: csv::Error| GenError::Io { path: path.clone(), cause: std::io::Error::other(e.to_string()) }

@@ -90,14 +90,14 @@ use unicode_normalization::char::is_combining_mark;
 
 use crate::provinces::PROVINCES;
 
-pub mod corrections;
-pub mod weeks;
+pub(crate) mod corrections;
+pub(crate) mod weeks;
 
-pub use weeks::{MAX_WEEKS, WeekSummary};
+pub(crate) use weeks::{MAX_WEEKS, WeekSummary};
 
 /// Options of `vaxpass gen`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GenOptions {
+pub(crate) struct GenOptions {
     /// Registry persons to generate (`--persons N`).
     pub persons: u64,
     /// PRNG seed (`--seed S`); the same `(persons, seed, weeks)` gives byte-identical files.
@@ -109,7 +109,7 @@ pub struct GenOptions {
 
 /// What [`generate`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GenSummary {
+pub(crate) struct GenSummary {
     /// Registry persons generated.
     pub persons: u64,
     /// Rows of `doses.csv` (and of `truth.csv`), header excluded.
@@ -128,7 +128,7 @@ pub struct GenSummary {
 
 /// Why [`generate`] stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum GenError {
+pub(crate) enum GenError {
     /// Creating or writing a file or the output directory failed.
     #[error("cannot write {}: {cause}", path.display())]
     Io {
@@ -161,12 +161,12 @@ pub enum GenError {
 
 /// Largest `--persons`: 63 provinces × 1 000 000 values of the six random CCCD digits, less
 /// room for the unregistered persons, who get numbers from the same space.
-pub const MAX_PERSONS: u64 = 60_000_000;
+pub(crate) const MAX_PERSONS: u64 = 60_000_000;
 
 /// Writes `registry.csv`, `doses.csv` and `truth.csv` for `opts.persons` synthetic persons
 /// into `out_dir` (created if missing), streaming: memory does not grow with the number of
 /// persons. See the module documentation for what is injected and what the gate must answer.
-pub fn generate(opts: &GenOptions, out_dir: &Path) -> Result<GenSummary, GenError> {
+pub(crate) fn generate(opts: &GenOptions, out_dir: &Path) -> Result<GenSummary, GenError> {
     if opts.persons > MAX_PERSONS {
         return Err(GenError::TooManyPersons { requested: opts.persons, max: MAX_PERSONS });
     }

@@ -84,24 +84,24 @@ use time::{Date, Duration};
 
 /// Most follow-up weeks (`--weeks`): a year of a station's weeks. Each week keeps five files
 /// and a row window open while generating.
-pub const MAX_WEEKS: u32 = 52;
+pub(crate) const MAX_WEEKS: u32 = 52;
 
 /// Monday of follow-up week 1, the first Monday after the last week-0 dose (2022-12-31).
 const WEEK1_START: Date = date!(2023 - 01 - 02);
 
 /// First day of follow-up week `k` (1-based).
-pub fn week_first_day(k: u32) -> Date {
+pub(crate) fn week_first_day(k: u32) -> Date {
     WEEK1_START + Duration::weeks(i64::from(k.saturating_sub(1)))
 }
 
 /// Last day of follow-up week `k`: no follow-up dose of week `k` is dated after it.
-pub fn week_last_day(k: u32) -> Date {
+pub(crate) fn week_last_day(k: u32) -> Date {
     week_first_day(k) + Duration::days(6)
 }
 
 /// What one follow-up week holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WeekSummary {
+pub(crate) struct WeekSummary {
     /// `k`, 1-based (`week-KK/`).
     pub week: u32,
     /// [`week_first_day`].

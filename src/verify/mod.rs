@@ -5,9 +5,9 @@
 //! The signature is checked before any content is trusted: the claims are decoded earlier
 //! only to show them (`payload` is reported even when the verdict is false).
 //!
-//! SPEC §9.1: the text's format is detected first; SMART Health Cards ([`shc`]) and ICAO
-//! VDS-NC seals ([`vdsnc`]) are verified by their own modules into the same [`Verdict`],
-//! with the holder and vaccinations normalised ([`normalised`]) for every format.
+//! SPEC §9.1: the text's format is detected first; SMART Health Cards (`shc.rs`) and ICAO
+//! VDS-NC seals (`vdsnc.rs`) are verified by their own modules into the same [`Verdict`],
+//! with the holder and vaccinations normalised (`normalised.rs`) for every format.
 
 mod json;
 mod normalised;

@@ -6,7 +6,7 @@ use crate::passport::DecodeError;
 use crate::pki::ChainError;
 
 /// Why a passport was accepted or rejected: SPEC §6's codes in its order, then SPEC §9.1's.
-/// The order the checks after the signature run in is [`ReasonCode::order`]'s.
+/// The order the checks after the signature run in is `ReasonCode::order`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReasonCode {
