@@ -268,7 +268,8 @@ fn check(
     if *key_curve != curve {
         return Err((ReasonCode::UnsupportedAlgorithm, "sig.alg does not fit the signer certificate's curve".into()));
     }
-    let canonical = serde_json_canonicalizer::to_vec(data).map_err(|_| invalid("data cannot be canonicalised"))?;
+    let mut canonical = Vec::with_capacity(text.len());
+    json::canonical(data, &mut canonical).map_err(|_| invalid("data cannot be canonicalised"))?;
     // Raw r‖s as the seal specification writes it; DER as some issuers produced it.
     let alg: &'static dyn VerificationAlgorithm = match (curve, sigvl.len()) {
         (Curve::P256, 64) => &signature::ECDSA_P256_SHA256_FIXED,
