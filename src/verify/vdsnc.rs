@@ -234,7 +234,7 @@ fn check(
     if text.len() > MAX_SEAL_LEN {
         return Err(invalid("the seal is longer than any QR code holds"));
     }
-    let seal = json::parse_strict(text.as_bytes()).map_err(|_| invalid("the seal is not one JSON object"))?;
+    let seal = json::parse_strict_str(text).map_err(|_| invalid("the seal is not one JSON object"))?;
     // Some readers export the seal as a one-element array (KDE's Japanese sample).
     let seal = match seal {
         Value::Array(mut a) if a.len() == 1 => a.remove(0),
