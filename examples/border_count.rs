@@ -20,6 +20,10 @@ use time::OffsetDateTime;
 use vaxpass::pki::{Certificate, Revocations, TrustStore};
 use vaxpass::verify::{ReasonCode, ShcDirectory, Verifier};
 
+/// As in `benches/border.rs`: the `vaxpass` binary's allocator.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[path = "common/border_fixtures.rs"]
 mod fixtures;
 
