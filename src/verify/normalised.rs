@@ -201,7 +201,20 @@ pub(crate) fn alpha2_of(alpha3: &str) -> Option<&'static str> {
     if code.len() != 3 {
         return None;
     }
-    COUNTRIES.split_ascii_whitespace().find(|e| e.get(..3) == Some(code)).and_then(|e| e.get(3..5))
+    // The table is 249 `AAAaa` entries sorted by alpha-3, one separator each (a test checks
+    // it): a binary search, not a scan (3.5 k instructions a seal, callgrind).
+    let entry = |i: usize| COUNTRIES.get(i * 6..i * 6 + 5);
+    let (mut lo, mut hi) = (0, COUNTRIES.len() / 6);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let e = entry(mid)?;
+        match e.as_bytes()[..3].cmp(code.as_bytes()) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => return e.get(3..5),
+        }
+    }
+    None
 }
 
 /// The DCC-shaped payload (schema 1.3.0) the entry rules of SPEC §9.2 evaluate for a
@@ -265,6 +278,16 @@ mod tests {
         assert_eq!(alpha2_of("D<<"), Some("DE"));
         assert_eq!(alpha2_of("ZZZ"), None);
         assert_eq!(alpha2_of("AU"), None);
+        assert_eq!(alpha2_of("ABW"), Some("AW"));
+        assert_eq!(alpha2_of("ZWE"), Some("ZW"));
+        // The layout the binary search relies on; every entry is found.
+        let entries: Vec<&str> = COUNTRIES.split_ascii_whitespace().collect();
+        assert_eq!(entries.len() * 6, COUNTRIES.len());
+        assert!(entries.windows(2).all(|w| w[0][..3] < w[1][..3]));
+        for e in entries {
+            assert_eq!(e.len(), 5);
+            assert_eq!(alpha2_of(&e[..3]), Some(&e[3..]), "{e}");
+        }
     }
 
     #[test]

@@ -140,7 +140,9 @@ struct SealSigner {
 #[derive(Debug, Default)]
 pub(crate) struct SealTrust {
     cscas: Vec<Csca>,
-    signers: RwLock<HashMap<Vec<u8>, Arc<SealSigner>>>,
+    /// Keyed by `sig.cer` as the seal writes it: a seal of a signer already seen is neither
+    /// decoded nor hashed as DER again (base64 of ~600 characters, 7 k instructions a seal).
+    signers: RwLock<HashMap<String, Arc<SealSigner>>>,
 }
 
 impl SealTrust {
@@ -160,10 +162,25 @@ impl SealTrust {
         SealTrust { cscas, signers: RwLock::new(HashMap::new()) }
     }
 
-    fn signer(&self, der: &[u8]) -> Option<Arc<SealSigner>> {
-        if let Some(hit) = self.signers.read().ok().and_then(|c| c.get(der).cloned()) {
-            return Some(hit);
+    /// The signer already checked for a `sig.cer` text.
+    fn cached(&self, cer: &str) -> Option<Arc<SealSigner>> {
+        self.signers.read().ok().and_then(|c| c.get(cer).cloned())
+    }
+
+    /// [`SealTrust::signer`] of `der`, remembered under its `sig.cer` text.
+    fn check_and_remember(&self, cer: &str, der: &[u8]) -> Option<Arc<SealSigner>> {
+        let signer = self.signer(der)?;
+        if let Ok(mut cache) = self.signers.write() {
+            if cache.len() >= MAX_CACHED_SIGNERS {
+                cache.clear();
+            }
+            cache.insert(cer.to_owned(), Arc::clone(&signer));
         }
+        Some(signer)
+    }
+
+    /// Parses a signer certificate and checks it against the CSCAs.
+    fn signer(&self, der: &[u8]) -> Option<Arc<SealSigner>> {
         let (rest, x) = X509Certificate::from_der(der).ok()?;
         if !rest.is_empty() {
             return None;
@@ -179,7 +196,7 @@ impl SealTrust {
             .filter(|c| c.subject_raw == issuer_raw || c.subject == issuer_text)
             .find(|c| issued_by(&x, &c.key))
             .map(|c| (c.subject.clone(), c.validity));
-        let signer = Arc::new(SealSigner {
+        Some(Arc::new(SealSigner {
             key: key_of(x.public_key()),
             subject: x.subject().to_string(),
             validity: (x.validity().not_before.timestamp(), x.validity().not_after.timestamp()),
@@ -187,14 +204,7 @@ impl SealTrust {
             csca,
             kid: base64::engine::general_purpose::STANDARD
                 .encode(&ring::digest::digest(&ring::digest::SHA256, der).as_ref()[..8]),
-        });
-        if let Ok(mut cache) = self.signers.write() {
-            if cache.len() >= MAX_CACHED_SIGNERS {
-                cache.clear();
-            }
-            cache.insert(der.to_vec(), Arc::clone(&signer));
-        }
-        Some(signer)
+        }))
     }
 }
 
@@ -234,7 +244,7 @@ fn check(
     if text.len() > MAX_SEAL_LEN {
         return Err(invalid("the seal is longer than any QR code holds"));
     }
-    let seal = json::parse_strict(text.as_bytes()).map_err(|_| invalid("the seal is not one JSON object"))?;
+    let seal = json::parse_strict_str(text).map_err(|_| invalid("the seal is not one JSON object"))?;
     // Some readers export the seal as a one-element array (KDE's Japanese sample).
     let seal = match seal {
         Value::Array(mut a) if a.len() == 1 => a.remove(0),
@@ -259,16 +269,29 @@ fn check(
         }
         None => return Err(invalid("sig has no alg")),
     };
-    let cer = field("cer").and_then(b64).ok_or_else(|| invalid("sig.cer is not a base64url certificate"))?;
+    let cer_invalid = || invalid("sig.cer is not a base64url certificate");
+    let cer_text = field("cer").ok_or_else(cer_invalid)?;
+    let cached = trust.cached(cer_text);
+    // Decoded only when not seen before; the errors come in the same order either way.
+    let cer = match cached {
+        Some(_) => Vec::new(),
+        None => b64(cer_text).ok_or_else(cer_invalid)?,
+    };
     let sigvl = field("sigvl").and_then(b64).ok_or_else(|| invalid("sig.sigvl is not base64url"))?;
-    let signer = trust.signer(&cer).ok_or_else(|| invalid("sig.cer is not an X.509 certificate"))?;
+    let signer = match cached {
+        Some(signer) => signer,
+        None => {
+            trust.check_and_remember(cer_text, &cer).ok_or_else(|| invalid("sig.cer is not an X.509 certificate"))?
+        }
+    };
     let Key::Ec(key_curve, point) = &signer.key else {
         return Err((ReasonCode::UnsupportedAlgorithm, "the signer certificate's key is not P-256 or P-384".into()));
     };
     if *key_curve != curve {
         return Err((ReasonCode::UnsupportedAlgorithm, "sig.alg does not fit the signer certificate's curve".into()));
     }
-    let canonical = serde_json_canonicalizer::to_vec(data).map_err(|_| invalid("data cannot be canonicalised"))?;
+    let mut canonical = Vec::with_capacity(text.len());
+    json::canonical(data, &mut canonical).map_err(|_| invalid("data cannot be canonicalised"))?;
     // Raw r‖s as the seal specification writes it; DER as some issuers produced it.
     let alg: &'static dyn VerificationAlgorithm = match (curve, sigvl.len()) {
         (Curve::P256, 64) => &signature::ECDSA_P256_SHA256_FIXED,
@@ -320,7 +343,7 @@ fn check_schema(data: &Value) -> Result<&str, Failure> {
     }
     let issuing = hdr.get("is").and_then(Value::as_str).ok_or_else(|| schema("hdr.is is missing"))?;
     let msg = data.get("msg").filter(|m| m.is_object()).ok_or_else(|| schema("data.msg is missing"))?;
-    if !msg.pointer("/pid/n").is_some_and(Value::is_string) {
+    if !msg.get("pid").and_then(|p| p.get("n")).is_some_and(Value::is_string) {
         return Err(schema("msg.pid.n is missing"));
     }
     match kind {
@@ -344,10 +367,10 @@ fn check_schema(data: &Value) -> Result<&str, Failure> {
 /// `pid.n`, `pid.dob` and every `ve[].vd[]` event, oldest first.
 fn normalise(data: &Value, read: &mut Read) {
     let Some(msg) = data.get("msg") else { return };
-    if let Some(name) = msg.pointer("/pid/n").and_then(Value::as_str) {
+    if let Some(name) = msg.get("pid").and_then(|p| p.get("n")).and_then(Value::as_str) {
         read.holder = Some(Holder {
             name: name.split_whitespace().collect::<Vec<_>>().join(" "),
-            dob: msg.pointer("/pid/dob").and_then(Value::as_str).map(str::to_owned),
+            dob: msg.get("pid").and_then(|p| p.get("dob")).and_then(Value::as_str).map(str::to_owned),
         });
     }
     for e in msg.get("ve").and_then(Value::as_array).into_iter().flatten() {

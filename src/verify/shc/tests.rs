@@ -244,3 +244,18 @@ fn a_directory_that_is_not_one_is_refused() {
     let d = ShcDirectory::from_json(br#"{"participating_issuers": []}"#).unwrap();
     assert!(d.is_empty());
 }
+
+#[test]
+fn digits_decode_to_the_jws_alphabet_and_errors_keep_their_order() {
+    assert_eq!(numeric_to_jws("shc:/00771245").unwrap(), b"-z9Z");
+    let detail = |t: &str| numeric_to_jws(t).unwrap_err().1;
+    let not_digits = "the text after shc:/ is not an even number of digits";
+    // A non-digit anywhere is reported before a pair above 77, as before the folds.
+    assert_eq!(detail("shc:/781a"), not_digits);
+    assert_eq!(detail("shc:/0078"), "a digit pair is above 77, outside the JWS alphabet");
+    assert_eq!(detail("shc:/99"), "a digit pair is above 77, outside the JWS alphabet");
+    // The bytes either side of '0'..='9'.
+    assert_eq!(detail("shc:/00:0"), not_digits);
+    assert_eq!(detail("shc:/0/00"), not_digits);
+    assert_eq!(detail("shc:/0"), not_digits);
+}
