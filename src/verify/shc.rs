@@ -198,8 +198,8 @@ fn numeric_to_jws(text: &str) -> Result<Vec<u8>, Failure> {
     if body.is_empty() || body.len() % 2 != 0 {
         return Err(not_digits());
     }
-    // Folds without early exits, so the compiler vectorises them: 18.5 k → 6.5 k instructions
-    // for a 2-dose card's 2,400 digits (callgrind).
+    // Checks folded without early exits and one pass over the pairs: 18.5 k → 6.5 k
+    // instructions for a 2-dose card's 2,400 digits (callgrind).
     if body.bytes().fold(false, |bad, b| bad | (b.wrapping_sub(b'0') > 9)) {
         return Err(not_digits());
     }
