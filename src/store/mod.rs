@@ -168,6 +168,9 @@ pub trait Store: Send + ReportStore {
     fn revoke(&mut self, revocation: &Revocation, at: i64) -> Result<(), StoreError>;
     /// Every revocation, oldest first.
     fn revocations(&mut self) -> Result<Vec<Revocation>, StoreError>;
+    /// The kids (base64) of revoked facility DSCs alone: a run reads them, not the passport
+    /// revocations, which number in the millions after a year of corrections.
+    fn revoked_facilities(&mut self) -> Result<Vec<String>, StoreError>;
     /// Stores a facility token's hash, valid until `expires_at` (Unix seconds) if given.
     fn add_facility_token(
         &mut self,
@@ -428,14 +431,7 @@ impl crate::ledger::Ledger for Box<dyn Store> {
         Ok(Store::run_changes(self.as_mut(), run_id)?)
     }
     fn revoked_signers(&mut self) -> Result<HashSet<String>, crate::ledger::LedgerError> {
-        Ok(self
-            .revocations()?
-            .into_iter()
-            .filter_map(|r| match r {
-                Revocation::Facility(kid) => Some(kid),
-                Revocation::Passport(_) => None,
-            })
-            .collect())
+        Ok(self.revoked_facilities()?.into_iter().collect())
     }
     fn apply(&mut self, change: &LedgerChange<'_>) -> Result<HashMap<String, String>, crate::ledger::LedgerError> {
         Ok(Store::apply(self.as_mut(), change)?)

@@ -508,6 +508,11 @@ impl Store for PostgresStore {
         Ok(rows.iter().filter_map(|r| Revocation::from_row(r.get::<_, &str>(0), r.get(1))).collect())
     }
 
+    fn revoked_facilities(&mut self) -> Result<Vec<String>, StoreError> {
+        let rows = self.client.query("SELECT value FROM revocations WHERE kind = 'facility'", &[])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     fn add_facility_token(
         &mut self,
         token_hash: &[u8],

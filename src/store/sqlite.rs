@@ -530,6 +530,12 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn revoked_facilities(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT value FROM revocations WHERE kind = 'facility'")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn add_facility_token(
         &mut self,
         token_hash: &[u8],
