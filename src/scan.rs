@@ -80,8 +80,8 @@ pub fn qr_text_from_photo_cancellable(bytes: &[u8], cancel: &AtomicBool) -> Resu
     // rqrr misses some codes at some module sizes: a version-15 code at 8 px per module in a
     // 1,280 × 960 photo was not found in 154 of 200 random passports, at 6 px in 30 of 100
     // (1,600 × 1,200), at 4 px in none (examples/scan_scales.rs). A miss is retried with the
-    // photo reduced, which changes the module size; each reduced pass costs at most half the
-    // one before.
+    // photo reduced, which changes the module size; each reduced pass costs about half the
+    // one before (its pixels).
     let full = image;
     for (pass, scale) in SCAN_SCALES.iter().enumerate() {
         let (w, h) = (full.width(), full.height());
