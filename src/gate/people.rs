@@ -54,6 +54,10 @@ pub(super) struct PersonWork {
     /// Whether their sealed identity must be written whatever their current passport says
     /// (their ledger key changed with a re-issued number).
     pub reseal: bool,
+    /// The ledger keys of their earlier numbers that hold some of `passports` (SPEC §8.4):
+    /// a new passport becomes current for those keys too, so that the earlier number's
+    /// passport reads as superseded.
+    pub aliases: Vec<PersonHash>,
 }
 
 /// A run's persons, and which of them must share a transaction.
@@ -306,6 +310,7 @@ pub(super) fn from_batch(
     let rekeyed_persons: HashSet<PersonHash> = alias_of.values().cloned().collect();
     let other_refs: Vec<&[u8]> = others.iter().map(Vec::as_slice).collect();
     let sealed = ledger.sealed_persons(&other_refs).map_err(sink_error)?;
+    let mut aliases: HashMap<PersonHash, Vec<PersonHash>> = HashMap::new();
     let mut passports = passports_by_person(
         ledger
             .passports_of(&all)
@@ -313,7 +318,11 @@ pub(super) fn from_batch(
             .into_iter()
             .map(|mut r| {
                 if let Some(h) = alias_of.get(&r.person) {
-                    r.person.clone_from(h);
+                    let earlier = std::mem::replace(&mut r.person, h.clone());
+                    let of = aliases.entry(r.person.clone()).or_default();
+                    if !of.contains(&earlier) {
+                        of.push(earlier);
+                    }
                 }
                 r
             })
@@ -415,6 +424,7 @@ pub(super) fn from_batch(
             .extend(rekeyed.remove(&hash).unwrap_or_default().into_iter().filter(|d| !moved.contains(&d.record_id)));
         let reseal = rekeyed_persons.contains(&hash);
         persons.push(PersonWork {
+            aliases: aliases.remove(&hash).unwrap_or_default(),
             reseal,
             hash,
             holder,
@@ -440,6 +450,7 @@ pub(super) fn from_batch(
             retracted: Vec::new(),
             passports,
             reseal: false,
+            aliases: Vec::new(),
         });
     }
     for (i, p) in persons.iter().enumerate() {
@@ -563,6 +574,7 @@ fn retract_locked(
             passports,
             hash: h,
             reseal: false,
+            aliases: Vec::new(),
         });
     }
     let mut summary = Summary::default();
@@ -692,6 +704,8 @@ struct ChunkWrite {
     passports: Vec<SignedPassport>,
     fresh: Vec<bool>,
     fates: Vec<(String, PassportStatus)>,
+    /// Persons signed a new passport now, and its UVCI: their current one from this chunk on.
+    currents: Vec<(PersonHash, String)>,
     done: u64,
 }
 
@@ -804,6 +818,7 @@ pub(super) fn sign_and_record(
                         persons: w.persons.iter().map(|(h, s)| (h.as_slice(), s.as_slice())).collect(),
                         passports: w.passports.iter().zip(&w.fresh).filter(|(_, f)| **f).map(|(p, _)| p).collect(),
                         fates: w.fates.iter().map(|(u, s)| (u.as_str(), *s)).collect(),
+                        currents: w.currents.iter().map(|(h, u)| (h.as_slice(), u.as_str())).collect(),
                     };
                     let stored_meanwhile = sink.ledger().apply(&change).map_err(sink_error)?;
                     drop(change);
@@ -866,6 +881,7 @@ pub(super) fn sign_and_record(
                 passports: Vec::with_capacity(chunk.len()),
                 fresh: Vec::with_capacity(chunk.len()),
                 fates: Vec::new(),
+                currents: Vec::new(),
                 done: 0,
             };
             for (&i, s) in chunk.iter().zip(signed) {
@@ -883,6 +899,11 @@ pub(super) fn sign_and_record(
                 w.fates.extend(d.fates.iter().cloned());
                 if let Some((passport, fresh)) = s {
                     summary.reused += u64::from(!fresh);
+                    if fresh {
+                        for h in std::iter::once(&p.hash).chain(&p.aliases) {
+                            w.currents.push((h.clone(), passport.uvci.clone()));
+                        }
+                    }
                     listed.push(passport.uvci.clone());
                     w.passports.push(passport);
                     w.fresh.push(fresh);

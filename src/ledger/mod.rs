@@ -309,8 +309,11 @@ pub struct LedgerChange<'a> {
     pub persons: Vec<(&'a [u8], &'a [u8])>,
     /// New passports.
     pub passports: Vec<&'a SignedPassport>,
-    /// Earlier passports whose status changes, with the reason for a revocation.
+    /// Earlier passports whose status changes. A revocation is written to the passport; a
+    /// passport superseded is only counted, because `currents` moves its holder's pointer.
     pub fates: Vec<(&'a str, PassportStatus)>,
+    /// Persons whose current passport is now this UVCI (a passport signed for them now).
+    pub currents: Vec<(&'a [u8], &'a str)>,
 }
 
 impl LedgerChange<'_> {

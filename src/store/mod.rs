@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_ledger.sql"),
     include_str!("migrations/0003_corrections.sql"),
     include_str!("migrations/0004_instances.sql"),
+    include_str!("migrations/0005_current_pointer.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -36,6 +37,15 @@ fn pending_migrations(version: u32) -> Result<impl Iterator<Item = (u32, &'stati
     }
     Ok(MIGRATIONS.iter().enumerate().skip(version as usize).map(|(i, sql)| (i as u32 + 1, *sql)))
 }
+
+/// A passport's status as read (SPEC §8.2): the stored `p.status`, except that a passport
+/// stored 'current' which its holder's row `s` (persons, joined by [`HOLDER_JOIN`]) no
+/// longer points at is superseded (migration 0005).
+const STATUS_SQL: &str = "CASE WHEN p.status = 'current' AND s.current_uvci IS NOT NULL AND s.current_uvci <> p.uvci \
+     THEN 'superseded' ELSE p.status END";
+
+/// The holder's row beside each passport `p`, for [`STATUS_SQL`].
+const HOLDER_JOIN: &str = "LEFT JOIN persons s ON s.person_hash = p.person_hash";
 
 /// Records the schema version; created before anything else.
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)";

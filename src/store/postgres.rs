@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use postgres::{Client, NoTls, Statement};
 
 use super::{
-    BatchRecord, BatchRejection, BatchResults, LedgerChange, Revocation, RunChanges, Store, StoreError, StoredPassport,
-    TokenSelector, VERSION_TABLE, audit_records, covered_json, ledger_row, passport_record, pending_migrations, to_i64,
+    BatchRecord, BatchRejection, BatchResults, HOLDER_JOIN, LedgerChange, Revocation, RunChanges, STATUS_SQL, Store,
+    StoreError, StoredPassport, TokenSelector, VERSION_TABLE, audit_records, covered_json, ledger_row, passport_record,
+    pending_migrations, to_i64,
 };
 use crate::ledger::{LedgerDose, PassportRecord, PassportStatus, PersonHash, iso};
 
@@ -32,8 +33,9 @@ struct Statements {
     audit: Statement,
     audit_sign: Statement,
     persons: Statement,
-    fates: Statement,
-    fate_one: Statement,
+    revoke: Statement,
+    superseded: Statement,
+    currents: Statement,
     revocations: Statement,
     passports: Statement,
     join_ledger: Statement,
@@ -71,14 +73,14 @@ impl Statements {
                 "INSERT INTO persons (person_hash, sealed) SELECT h, s FROM UNNEST($1::bytea[], $2::bytea[]) AS t(h, s) \
                  ON CONFLICT (person_hash) DO UPDATE SET sealed = excluded.sealed",
             )?,
-            fates: c.prepare(
-                "UPDATE passports AS p SET status = f.status, changed_by = $3::text, changed_at = $4::bigint \
-                 FROM UNNEST($1::text[], $2::text[]) AS f(uvci, status) \
-                 WHERE p.uvci = f.uvci AND p.status <> f.status AND p.status <> 'revoked' RETURNING p.uvci, p.status",
+            revoke: c.prepare(
+                "UPDATE passports SET status = 'revoked', changed_by = $2::text, changed_at = $3::bigint \
+                 WHERE uvci = ANY($1::text[]) AND status <> 'revoked' RETURNING uvci",
             )?,
-            fate_one: c.prepare(
-                "UPDATE passports SET status = $2, changed_by = $3, changed_at = $4 \
-                 WHERE uvci = $1 AND status <> $2 AND status <> 'revoked'",
+            superseded: c.prepare("INSERT INTO run_superseded (run_id, n) VALUES ($1::text, $2::bigint)")?,
+            currents: c.prepare(
+                "UPDATE persons AS s SET current_uvci = t.u \
+                 FROM UNNEST($1::bytea[], $2::text[]) AS t(h, u) WHERE s.person_hash = t.h",
             )?,
             revocations: c.prepare(
                 "INSERT INTO revocations (kind, value, revoked_at) SELECT 'passport', v, $2::bigint \
@@ -102,35 +104,26 @@ impl Statements {
     }
 }
 
-/// Applies the status changes of earlier passports; returns those revoked now, in the
-/// order given.
+/// Applies the status changes of earlier passports: revocations are written (those revoked
+/// now are returned, in the order given, each once); passports superseded are counted for
+/// the run, their holders' pointers moving with `currents`.
 fn apply_fates(
     tx: &mut postgres::Transaction<'_>,
     st: &Statements,
     c: &LedgerChange<'_>,
 ) -> Result<Vec<String>, StoreError> {
-    let mut seen = std::collections::HashSet::with_capacity(c.fates.len());
-    if !c.fates.iter().all(|(u, _)| seen.insert(*u)) {
-        // A UVCI given twice: its changes apply one after the other (rare; not in a batch).
-        let mut revoked = Vec::new();
-        for (uvci, status) in &c.fates {
-            if tx.execute(&st.fate_one, &[uvci, &status.as_str(), &c.run_id, &c.at])? == 1
-                && *status == PassportStatus::Revoked
-            {
-                revoked.push((*uvci).to_owned());
-            }
-        }
-        return Ok(revoked);
+    let superseded = c.fates.iter().filter(|(_, s)| *s == PassportStatus::Superseded).count();
+    if superseded > 0 {
+        tx.execute(&st.superseded, &[&c.run_id, &i64::try_from(superseded).unwrap_or(i64::MAX)])?;
     }
-    let uvcis: Vec<&str> = c.fates.iter().map(|(u, _)| *u).collect();
-    let statuses: Vec<&str> = c.fates.iter().map(|(_, s)| s.as_str()).collect();
-    let now_revoked: std::collections::HashSet<String> = tx
-        .query(&st.fates, &[&uvcis, &statuses, &c.run_id, &c.at])?
-        .iter()
-        .filter(|r| r.get::<_, &str>(1) == PassportStatus::Revoked.as_str())
-        .map(|r| r.get(0))
-        .collect();
-    Ok(uvcis.into_iter().filter(|u| now_revoked.contains(*u)).map(str::to_owned).collect())
+    let uvcis: Vec<&str> = c.fates.iter().filter(|(_, s)| *s == PassportStatus::Revoked).map(|(u, _)| *u).collect();
+    if uvcis.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now_revoked: std::collections::HashSet<String> =
+        tx.query(&st.revoke, &[&uvcis, &c.run_id, &c.at])?.iter().map(|r| r.get(0)).collect();
+    let mut seen = std::collections::HashSet::with_capacity(now_revoked.len());
+    Ok(uvcis.into_iter().filter(|u| now_revoked.contains(*u) && seen.insert(*u)).map(str::to_owned).collect())
 }
 
 impl PostgresStore {
@@ -317,6 +310,13 @@ impl Store for PostgresStore {
                 }
             }
         }
+        if !c.currents.is_empty() {
+            let persons: Vec<&[u8]> = c.currents.iter().map(|(h, _)| *h).collect();
+            let uvcis: Vec<&str> = c.currents.iter().map(|(_, u)| *u).collect();
+            if tx.execute(&st.currents, &[&persons, &uvcis])? != c.currents.len() as u64 {
+                return Err(StoreError::Corrupt("persons: a current passport for a person not stored"));
+            }
+        }
         tx.commit()?;
         Ok(kept)
     }
@@ -347,8 +347,10 @@ impl Store for PostgresStore {
 
     fn passports_of_persons(&mut self, persons: &[&[u8]]) -> Result<Vec<PassportRecord>, StoreError> {
         let rows = self.client.query(
-            "SELECT uvci, person_hash, holder_hash, content_hash, doses, status, kid, '', signed_at \
-             FROM passports WHERE person_hash = ANY($1) ORDER BY signed_at, uvci",
+            &format!(
+                "SELECT p.uvci, p.person_hash, p.holder_hash, p.content_hash, p.doses, {STATUS_SQL}, p.kid, '', \
+                 p.signed_at FROM passports p {HOLDER_JOIN} WHERE p.person_hash = ANY($1) ORDER BY p.signed_at, p.uvci"
+            ),
             &[&bytes_list(persons)],
         )?;
         rows.iter()
@@ -389,6 +391,7 @@ impl Store for PostgresStore {
             "SELECT uvci, status FROM passports WHERE changed_by = $1 AND status <> 'current' ORDER BY uvci",
             &[&run_id],
         )?;
+        // Passports stored 'superseded' were so marked by runs before schema version 5.
         let mut out = RunChanges::default();
         for r in &rows {
             if r.get::<_, &str>(1) == "revoked" {
@@ -397,6 +400,11 @@ impl Store for PostgresStore {
                 out.superseded += 1;
             }
         }
+        let counted: i64 = self
+            .client
+            .query_one("SELECT COALESCE(SUM(n), 0)::bigint FROM run_superseded WHERE run_id = $1", &[&run_id])?
+            .get(0);
+        out.superseded += u64::try_from(counted).map_err(|_| StoreError::Corrupt("run_superseded"))?;
         Ok(out)
     }
 
@@ -468,14 +476,20 @@ impl Store for PostgresStore {
 
     fn passport_by_uvci(&mut self, uvci: &str) -> Result<Option<(String, PassportStatus)>, StoreError> {
         self.client
-            .query_opt("SELECT hc1, status FROM passports WHERE uvci = $1", &[&uvci])?
+            .query_opt(
+                &format!("SELECT p.hc1, {STATUS_SQL} FROM passports p {HOLDER_JOIN} WHERE p.uvci = $1"),
+                &[&uvci],
+            )?
             .map(|r| Ok((r.get(0), PassportStatus::parse(r.get(1)).ok_or(StoreError::Corrupt("status"))?)))
             .transpose()
     }
 
     fn passports_by_id_hash(&mut self, id_hash: &[u8]) -> Result<Vec<StoredPassport>, StoreError> {
         let rows = self.client.query(
-            "SELECT uvci, claim_hash, hc1, status FROM passports WHERE id_hash = $1 ORDER BY signed_at, uvci",
+            &format!(
+                "SELECT p.uvci, p.claim_hash, p.hc1, {STATUS_SQL} FROM passports p {HOLDER_JOIN} \
+                 WHERE p.id_hash = $1 ORDER BY p.signed_at, p.uvci"
+            ),
             &[&id_hash],
         )?;
         rows.iter()

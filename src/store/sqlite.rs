@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::{
-    BatchRecord, BatchRejection, BatchResults, LedgerChange, Revocation, RunChanges, Store, StoreError, StoredPassport,
-    TokenSelector, VERSION_TABLE, audit_records, covered_json, ledger_row, passport_record, pending_migrations, to_i64,
+    BatchRecord, BatchRejection, BatchResults, HOLDER_JOIN, LedgerChange, Revocation, RunChanges, STATUS_SQL, Store,
+    StoreError, StoredPassport, TokenSelector, VERSION_TABLE, audit_records, covered_json, ledger_row, passport_record,
+    pending_migrations, to_i64,
 };
 use crate::ledger::{LedgerDose, PassportRecord, PassportStatus, PersonHash, iso};
 
@@ -247,21 +248,32 @@ impl Store for SqliteStore {
             for (hash, sealed) in &c.persons {
                 person.execute(params![hash, sealed])?;
             }
-            let mut fate = tx.prepare_cached(
-                "UPDATE passports SET status = ?2, changed_by = ?3, changed_at = ?4 WHERE uvci = ?1 AND status <> ?2 AND status <> 'revoked'",
+            let mut revoke = tx.prepare_cached(
+                "UPDATE passports SET status = 'revoked', changed_by = ?2, changed_at = ?3 \
+                 WHERE uvci = ?1 AND status <> 'revoked'",
             )?;
             let mut revocation = tx.prepare_cached(
                 "INSERT INTO revocations (kind, value, revoked_at) VALUES ('passport', ?1, ?2) \
                  ON CONFLICT (kind, value) DO NOTHING",
             )?;
+            let mut superseded = 0i64;
             for (uvci, status) in &c.fates {
-                // A superseded passport stays valid: only revocations are audited (and listed).
-                if fate.execute(params![uvci, status.as_str(), c.run_id, c.at])? == 1
-                    && *status == PassportStatus::Revoked
-                {
-                    audit.execute(params![c.at, c.actor(), c.kid, "revoke", uvci, c.run_id, "corrected"])?;
-                    revocation.execute(params![crate::pki::revocation_hex(uvci), c.at])?;
+                match status {
+                    // Only revocations are audited (and listed); a superseded passport stays
+                    // valid, and `currents` below moves its holder's pointer off it.
+                    PassportStatus::Revoked => {
+                        if revoke.execute(params![uvci, c.run_id, c.at])? == 1 {
+                            audit.execute(params![c.at, c.actor(), c.kid, "revoke", uvci, c.run_id, "corrected"])?;
+                            revocation.execute(params![crate::pki::revocation_hex(uvci), c.at])?;
+                        }
+                    }
+                    PassportStatus::Superseded => superseded += 1,
+                    PassportStatus::Current => {}
                 }
+            }
+            if superseded > 0 {
+                tx.prepare_cached("INSERT INTO run_superseded (run_id, n) VALUES (?1, ?2)")?
+                    .execute(params![c.run_id, superseded])?;
             }
             let mut ins = tx.prepare_cached(
                 "INSERT INTO passports (uvci, id_hash, claim_hash, facility_code, kid, hc1, batch_id, signed_at, \
@@ -314,6 +326,12 @@ impl Store for SqliteStore {
                     kept.insert(p.uvci.clone(), stored);
                 }
             }
+            let mut current = tx.prepare_cached("UPDATE persons SET current_uvci = ?2 WHERE person_hash = ?1")?;
+            for (person, uvci) in &c.currents {
+                if current.execute(params![person, uvci])? != 1 {
+                    return Err(StoreError::Corrupt("persons: a current passport for a person not stored"));
+                }
+            }
         }
         tx.commit()?;
         Ok(kept)
@@ -341,8 +359,10 @@ impl Store for SqliteStore {
 
     fn passports_of_persons(&mut self, persons: &[&[u8]]) -> Result<Vec<PassportRecord>, StoreError> {
         let rows = self.query_in(
-            "SELECT uvci, person_hash, holder_hash, content_hash, doses, status, kid, '', signed_at \
-             FROM passports WHERE person_hash IN ({}) ORDER BY signed_at, uvci",
+            &format!(
+                "SELECT p.uvci, p.person_hash, p.holder_hash, p.content_hash, p.doses, {STATUS_SQL}, p.kid, '', \
+                 p.signed_at FROM passports p {HOLDER_JOIN} WHERE p.person_hash IN ({{}}) ORDER BY p.signed_at, p.uvci"
+            ),
             persons,
             |r| {
                 let status: String = r.get(5)?;
@@ -380,6 +400,7 @@ impl Store for SqliteStore {
     }
 
     fn run_changes(&mut self, run_id: &str) -> Result<RunChanges, StoreError> {
+        // Passports stored 'superseded' were so marked by runs before schema version 5.
         let mut stmt = self.conn.prepare_cached(
             "SELECT uvci, status FROM passports WHERE changed_by = ?1 AND status <> 'current' ORDER BY uvci",
         )?;
@@ -393,6 +414,11 @@ impl Store for SqliteStore {
                 out.superseded += 1;
             }
         }
+        let counted: i64 =
+            self.conn.query_row("SELECT COALESCE(SUM(n), 0) FROM run_superseded WHERE run_id = ?1", [run_id], |r| {
+                r.get(0)
+            })?;
+        out.superseded += u64::try_from(counted).map_err(|_| StoreError::Corrupt("run_superseded"))?;
         Ok(out)
     }
 
@@ -488,16 +514,21 @@ impl Store for SqliteStore {
     fn passport_by_uvci(&mut self, uvci: &str) -> Result<Option<(String, PassportStatus)>, StoreError> {
         let row: Option<(String, String)> = self
             .conn
-            .query_row("SELECT hc1, status FROM passports WHERE uvci = ?1", [uvci], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                &format!("SELECT p.hc1, {STATUS_SQL} FROM passports p {HOLDER_JOIN} WHERE p.uvci = ?1"),
+                [uvci],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?;
         row.map(|(hc1, status)| Ok((hc1, PassportStatus::parse(&status).ok_or(StoreError::Corrupt("status"))?)))
             .transpose()
     }
 
     fn passports_by_id_hash(&mut self, id_hash: &[u8]) -> Result<Vec<StoredPassport>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT uvci, claim_hash, hc1, status FROM passports WHERE id_hash = ?1 ORDER BY signed_at, uvci",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT p.uvci, p.claim_hash, p.hc1, {STATUS_SQL} FROM passports p {HOLDER_JOIN} \
+             WHERE p.id_hash = ?1 ORDER BY p.signed_at, p.uvci"
+        ))?;
         let rows = stmt.query_map([id_hash], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
         })?;

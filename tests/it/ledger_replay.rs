@@ -54,7 +54,7 @@ fn read_ids(out: &Path, into: &mut HashMap<String, String>) {
 /// id_number → `date/mp;…` of every current passport in the store.
 fn current(dir: &Path, ids: &HashMap<String, String>) -> BTreeMap<String, String> {
     let conn = rusqlite::Connection::open(dir.join("v.db")).unwrap();
-    let mut stmt = conn.prepare("SELECT uvci, doses FROM passports WHERE status = 'current'").unwrap();
+    let mut stmt = conn.prepare("SELECT uvci, doses FROM passport_status WHERE status = 'current'").unwrap();
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).unwrap();
     let mut out = BTreeMap::new();
     for row in rows {

@@ -177,7 +177,7 @@ fn two_runs_at_once_on_one_database_leave_one_true_passport_per_person() {
     let conn = rusqlite::Connection::open(d.join("v.db")).unwrap();
     let doubled: i64 = conn
         .query_row(
-            "SELECT COUNT(*) FROM (SELECT person_hash FROM passports WHERE status = 'current' \
+            "SELECT COUNT(*) FROM (SELECT person_hash FROM passport_status WHERE status = 'current' \
              GROUP BY person_hash HAVING COUNT(*) > 1)",
             [],
             |r| r.get(0),
@@ -186,7 +186,7 @@ fn two_runs_at_once_on_one_database_leave_one_true_passport_per_person() {
     assert_eq!(doubled, 0, "nobody has two current passports");
     let both: i64 = conn
         .query_row(
-            "SELECT COUNT(*) FROM passports WHERE status = 'current' AND doses LIKE '%\"A-R%' \
+            "SELECT COUNT(*) FROM passport_status WHERE status = 'current' AND doses LIKE '%\"A-R%' \
              AND doses LIKE '%\"B-R%'",
             [],
             |r| r.get(0),
@@ -224,16 +224,18 @@ fn passports_signed_before_the_ledger_join_it_when_their_batch_is_sent_again() {
     sign(d, "again", week1);
     assert_eq!(passports(&d.join("again"))[0]["uvci"], old.as_str(), "the same passport, not a second one");
     let adopted: i64 = conn
-        .query_row("SELECT COUNT(*) FROM passports WHERE person_hash IS NOT NULL AND status = 'current'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT COUNT(*) FROM passport_status WHERE person_hash IS NOT NULL AND status = 'current'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(adopted, 1);
     // ...so a booster supersedes it instead of leaving two current passports.
     let s = sign(d, "week2", "R2,01001,001090000123,Nguyễn Văn An,02/05/1990,Nam,,,Pfizer,,,2021-10-01\n");
     assert_eq!((s["superseded"].as_u64(), s["revoked"].as_u64()), (Some(1), Some(0)));
     let current: i64 =
-        conn.query_row("SELECT COUNT(*) FROM passports WHERE status = 'current'", [], |r| r.get(0)).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM passport_status WHERE status = 'current'", [], |r| r.get(0)).unwrap();
     assert_eq!(current, 1);
 }
 

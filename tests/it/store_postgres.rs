@@ -3,7 +3,7 @@
 //! and drops it afterwards, so runs never see each other's rows.
 
 use vaxpass::gate::SignedPassport;
-use vaxpass::ledger::{CoveredDose, LedgerChange, LedgerDose, PassportStatus};
+use vaxpass::ledger::{CoveredDose, LedgerChange, LedgerDose, PassportStatus, RunChanges};
 use vaxpass::store::{self, BatchRecord, Store};
 
 use crate::util::tempdir;
@@ -164,6 +164,51 @@ fn ledger_contract(s: &mut dyn Store) {
     assert_eq!((stored[0].status, covered), (PassportStatus::Current, vec!["R1", "R2"]));
     assert_eq!(s.persons_of_run("run1").unwrap(), [vec![1u8; 16]]);
 
+    // A booster: a new passport becomes current, the first is superseded (schema 5: by the
+    // person's pointer, without writing the earlier passport) and counted for the run.
+    let r3 = dose("R3", 1, "2022-06-01");
+    let mut newer = passport("URN:UVCI:01:VN:01001/L#2", "HC1:L2");
+    newer.person_hash = vec![1; 16];
+    newer.holder_hash = vec![9; 16];
+    newer.covered = vec![CoveredDose::of(&r1), CoveredDose::of(&r2), CoveredDose::of(&r3)];
+    let change = LedgerChange {
+        run_id: "run1b",
+        facility_code: "01001",
+        kid: "AAAAAAAAAAA=",
+        at: 10,
+        passports: vec![&newer],
+        fates: vec![("URN:UVCI:01:VN:01001/L#1", PassportStatus::Superseded)],
+        currents: vec![(&[1u8; 16], "URN:UVCI:01:VN:01001/L#2")],
+        ..LedgerChange::default()
+    };
+    s.apply(&change).unwrap();
+    let statuses: Vec<(String, PassportStatus)> =
+        s.passports_of_persons(&[&[1u8; 16]]).unwrap().into_iter().map(|r| (r.uvci, r.status)).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("URN:UVCI:01:VN:01001/L#1".to_owned(), PassportStatus::Superseded),
+            ("URN:UVCI:01:VN:01001/L#2".to_owned(), PassportStatus::Current)
+        ]
+    );
+    assert_eq!(s.run_changes("run1b").unwrap(), RunChanges { revoked: vec![], superseded: 1 });
+    assert_eq!(s.passport_by_uvci("URN:UVCI:01:VN:01001/L#1").unwrap().unwrap().1, PassportStatus::Superseded);
+    let listed: Vec<PassportStatus> = s.passports_by_id_hash(&[1; 32]).unwrap().into_iter().map(|p| p.status).collect();
+    assert!(listed.contains(&PassportStatus::Superseded) && listed.contains(&PassportStatus::Current), "{listed:?}");
+    // A current passport for a person the store does not hold is refused, and nothing of
+    // its chunk is kept.
+    let change = LedgerChange {
+        run_id: "run1c",
+        facility_code: "01001",
+        kid: "AAAAAAAAAAA=",
+        at: 10,
+        fates: vec![("URN:UVCI:01:VN:01001/L#2", PassportStatus::Revoked)],
+        currents: vec![(&[5u8; 16], "URN:UVCI:01:VN:01001/L#2")],
+        ..LedgerChange::default()
+    };
+    assert!(s.apply(&change).is_err());
+    assert_eq!(s.passport_by_uvci("URN:UVCI:01:VN:01001/L#2").unwrap().unwrap().1, PassportStatus::Current);
+
     // A correction moves R2 to person 2; the passport is revoked, R1 retracted by another run.
     let moved = dose("R2", 2, "2021-10-01");
     let change = LedgerChange {
@@ -301,4 +346,82 @@ fn rate_limit_counters_are_shared_by_connections_and_windowed() {
     }
     assert_eq!(a.count(&[vec![3u8; 32]], hour).unwrap(), [1], "a new window");
     assert_eq!(a.sweep().unwrap(), 0, "only live counters left");
+}
+
+/// A schema-4 database as the previous vaxpass left it: one person with a passport stored
+/// 'superseded' and the one after it stored 'current'.
+fn v4_database(exec: &mut dyn FnMut(&str)) {
+    exec("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)");
+    for sql in [
+        include_str!("../../src/store/migrations/0001_initial.sql"),
+        include_str!("../../src/store/migrations/0002_ledger.sql"),
+        include_str!("../../src/store/migrations/0003_corrections.sql"),
+        include_str!("../../src/store/migrations/0004_instances.sql"),
+    ] {
+        exec(sql);
+    }
+    exec(
+        "INSERT INTO schema_version (version) VALUES (1), (2), (3), (4);
+         INSERT INTO persons (person_hash, sealed) VALUES ('\\x0101', '\\x07');
+         INSERT INTO passports (uvci, id_hash, claim_hash, facility_code, kid, hc1, batch_id, signed_at, \
+             person_hash, status, changed_by) VALUES \
+             ('U1', '\\x01', '\\x02', '01001', 'k', 'HC1:1', 'b1', 1, '\\x0101', 'superseded', 'b2'), \
+             ('U2', '\\x01', '\\x02', '01001', 'k', 'HC1:2', 'b2', 2, '\\x0101', 'current', NULL);",
+    );
+}
+
+/// After migration 5 the stored statuses read as before, and the next passport signed for
+/// the person supersedes their stored-current one through the person's pointer.
+fn reads_a_v4_database_as_before(s: &mut dyn Store) {
+    let statuses = |s: &mut dyn Store| -> Vec<(String, PassportStatus)> {
+        s.passports_of_persons(&[&[1u8, 1]]).unwrap().into_iter().map(|r| (r.uvci, r.status)).collect()
+    };
+    assert_eq!(
+        statuses(s),
+        [("U1".to_owned(), PassportStatus::Superseded), ("U2".to_owned(), PassportStatus::Current)]
+    );
+    assert_eq!(s.run_changes("b2").unwrap(), RunChanges { revoked: vec![], superseded: 1 });
+    let mut p = passport("U3", "HC1:3");
+    p.person_hash = vec![1, 1];
+    let change = LedgerChange {
+        run_id: "b3",
+        facility_code: "01001",
+        kid: "k",
+        at: 3,
+        passports: vec![&p],
+        fates: vec![("U2", PassportStatus::Superseded)],
+        currents: vec![(&[1u8, 1], "U3")],
+        ..LedgerChange::default()
+    };
+    s.apply(&change).unwrap();
+    let superseded = PassportStatus::Superseded;
+    assert_eq!(
+        statuses(s),
+        [("U1".to_owned(), superseded), ("U2".to_owned(), superseded), ("U3".to_owned(), PassportStatus::Current)]
+    );
+    assert_eq!(s.run_changes("b3").unwrap(), RunChanges { revoked: vec![], superseded: 1 });
+}
+
+#[test]
+fn sqlite_migrates_a_schema_4_database_to_current_pointers() {
+    let dir = tempdir();
+    let path = dir.path().join("v4.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        // SQLite reads '\x..' as text; the hashes need only be equal blobs or texts here.
+        v4_database(&mut |sql| conn.execute_batch(&sql.replace("'\\x0101'", "x'0101'")).unwrap());
+    }
+    let mut s = store::open(&format!("sqlite://{}", path.display())).unwrap();
+    reads_a_v4_database_as_before(s.as_mut());
+}
+
+#[test]
+fn postgres_migrates_a_schema_4_database_to_current_pointers() {
+    let db = TempDatabase::new();
+    {
+        let mut c = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
+        v4_database(&mut |sql| c.batch_execute(sql).unwrap());
+    }
+    let mut s = store::open(&db.url()).unwrap();
+    reads_a_v4_database_as_before(s.as_mut());
 }
