@@ -99,6 +99,10 @@ pub struct Config {
     /// instance stopped), checking every third of this. The instances' clocks must agree to
     /// well within it.
     pub batch_lease_secs: u64,
+    /// PostgreSQL connections the requests share (at least 1; SQLite always has one). Each
+    /// is owned by a thread that takes the next waiting request's store work, so a slow
+    /// query holds one connection, not every request behind it.
+    pub store_connections: usize,
     /// The service's clock (not configurable: tests set it, see [`Clock`]).
     #[serde(skip)]
     pub clock: Clock,
@@ -156,6 +160,7 @@ impl Default for Config {
             rules_country: "VN".to_owned(),
             entry_rules: true,
             batch_lease_secs: 30,
+            store_connections: 4,
             clock: Clock::default(),
         }
     }
