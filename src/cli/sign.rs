@@ -250,6 +250,7 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let registry_time = registry_clock.elapsed();
+    let registry_peak = gate::peak_rss();
     let input = File::open(&args.input).with_context(|| format!("{}: cannot open", args.input.display()))?;
     let reader = DoseReader::new(std::io::BufReader::with_capacity(1 << 20, input), &args.input.display().to_string())?;
     let facility = SigningFacility {
@@ -314,9 +315,21 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     sink.store.save_batch(&sink.batch, now.unix_timestamp())?;
 
     if args.timings {
-        let mut t = format!("{:>8.2} s  load the registry\n", registry_time.as_secs_f64());
-        for (phase, d) in &summary.phases {
-            t.push_str(&format!("{:>8.2} s  {phase}\n", d.as_secs_f64()));
+        let mut t = format!(
+            "{:>8.2} s  {:<44} peak RSS so far {:>6} MiB\n",
+            registry_time.as_secs_f64(),
+            "load the registry",
+            registry_peak >> 20
+        );
+        for (i, (phase, d)) in summary.phases.iter().enumerate() {
+            match summary.phase_peaks.get(i) {
+                Some(&peak) if peak > 0 => t.push_str(&format!(
+                    "{:>8.2} s  {phase:<44} peak RSS so far {:>6} MiB\n",
+                    d.as_secs_f64(),
+                    peak >> 20
+                )),
+                _ => t.push_str(&format!("{:>8.2} s  {phase}\n", d.as_secs_f64())),
+            }
         }
         eprint!("{t}");
     }

@@ -119,6 +119,22 @@ pub struct Summary {
     /// Wall time of each phase of the run, in order (for `--timings` and benchmarks).
     #[serde(skip)]
     pub phases: Vec<(&'static str, std::time::Duration)>,
+    /// The process's peak resident memory (bytes) at the end of each phase of `phases`, where
+    /// the system says (Linux `VmHWM`): where a run's memory goes.
+    #[serde(skip)]
+    pub phase_peaks: Vec<u64>,
+}
+
+/// The process's peak resident set so far (Linux `VmHWM`), in bytes; 0 where unknown.
+pub fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 impl Summary {
@@ -154,6 +170,7 @@ pub fn run<R: Read + Send>(
     let mut lap = |summary: &mut Summary, phase: &'static str| {
         let now = std::time::Instant::now();
         summary.phases.push((phase, now - clock));
+        summary.phase_peaks.push(peak_rss());
         clock = now;
     };
     let (accepted, identities) = check_rows(doses, registry, today, sink, &mut summary)?;
@@ -168,6 +185,7 @@ pub fn run<R: Read + Send>(
     unlocked?;
     lap(&mut summary, "sign and record");
     summary.phases.push(("  of which the writer was busy recording", writer_busy));
+    summary.phase_peaks.push(peak_rss());
     Ok(summary)
 }
 

@@ -18,7 +18,7 @@ mod signer;
 
 pub use crate::ledger::{MIN_DOSE_INTERVAL_DAYS, SignedPassport};
 pub use crate::secret::{DerivationKey, SealError};
-pub use batch::{BatchSink, PERSONS_PER_COMMIT, SigningFacility, Summary, run};
+pub use batch::{BatchSink, PERSONS_PER_COMMIT, SigningFacility, Summary, peak_rss, run};
 pub use checks::{PROGRAMME_START, PersonKey};
 pub use people::{RetractScope, Retraction, retract, retraction_run_id};
 pub use registry::{Registry, RegistryPerson};
