@@ -3,6 +3,12 @@
 //! covers all their doses (reused when nothing it says changed, else signed anew) and the fate
 //! of their earlier passports, recorded one chunk of persons per transaction.
 //!
+//! A batch's persons come one chunk at a time ([`ChunkSource`]), in the order of their ledger
+//! key, from rows sorted by that key (`spill.rs`): a chunk's ledger doses and passports are
+//! read, merged, decided and signed when its turn comes, so memory holds a few chunks, not the
+//! batch (issue 11 part 3; before, 1 million persons peaked at 1.9 GiB, 1.2 GiB of it the
+//! whole batch's merged persons).
+//!
 //! Why chunks hold whole "families": a correction that moves a dose from person A to person B
 //! changes both. Their ledger entries, B's new passport and A's revocation and re-issue are
 //! written in one transaction, so a run killed at any point leaves either all of it or none,
