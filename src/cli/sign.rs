@@ -79,6 +79,11 @@ pub(super) struct SignArgs {
     /// Signing threads (default: all cores).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// What the run may hold in memory (e.g. 1.5GiB, 800MiB): accepted rows beyond a third
+    /// of it are sorted into temporary files (0600, removed at once) in DIR, and a registry
+    /// larger than a quarter of it is read from its file rather than held.
+    #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
+    memory_budget: u64,
     /// Print the summary as one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -93,6 +98,32 @@ pub(super) struct SignArgs {
     /// grouping, signing and recording) to standard error.
     #[arg(long)]
     timings: bool,
+}
+
+/// A size in bytes: a number, optionally with a fraction, then an optional unit (B, KiB,
+/// MiB, GiB, TiB, or KB, MB, GB, TB in powers of 1000; K, M, G, T are binary).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a size such as 1.5GiB or 800MiB"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => return Err(format!("{text:?}: unknown unit (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)")),
+    };
+    let bytes = value * scale;
+    if !(1.0..=u64::MAX as f64).contains(&bytes) {
+        return Err(format!("{text:?}: a size of at least one byte"));
+    }
+    Ok(bytes as u64)
 }
 
 /// Loads the deployment secret, creating it (0600) on first use.
@@ -243,18 +274,18 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     }
     let registry_clock = std::time::Instant::now();
     let registry = match &args.registry {
-        Some(p) => Some(Registry::load(
-            File::open(p).with_context(|| format!("{}: cannot open", p.display()))?,
-            &p.display().to_string(),
-        )?),
+        Some(p) => Some(Registry::open(p, args.memory_budget / 4)?),
         None => None,
     };
     let registry_time = registry_clock.elapsed();
+    let registry_peak = gate::peak_rss();
     let input = File::open(&args.input).with_context(|| format!("{}: cannot open", args.input.display()))?;
     let reader = DoseReader::new(std::io::BufReader::with_capacity(1 << 20, input), &args.input.display().to_string())?;
     let facility = SigningFacility {
         include_history: !args.no_history,
         persons_per_commit: args.commit_every as usize,
+        memory_budget: args.memory_budget,
+        spill_dir: args.out.clone(),
         ..SigningFacility::new(signer, load_secret(&args.secret)?, now)
     };
 
@@ -314,9 +345,24 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     sink.store.save_batch(&sink.batch, now.unix_timestamp())?;
 
     if args.timings {
-        let mut t = format!("{:>8.2} s  load the registry\n", registry_time.as_secs_f64());
-        for (phase, d) in &summary.phases {
-            t.push_str(&format!("{:>8.2} s  {phase}\n", d.as_secs_f64()));
+        let mut t = format!(
+            "{:>8.2} s  {:<44} peak RSS so far {:>6} MiB\n",
+            registry_time.as_secs_f64(),
+            "load the registry",
+            registry_peak >> 20
+        );
+        if summary.spilled_runs > 0 {
+            t.push_str(&format!("          rows spilled to disk in {} sorted runs\n", summary.spilled_runs));
+        }
+        for (i, (phase, d)) in summary.phases.iter().enumerate() {
+            match summary.phase_peaks.get(i) {
+                Some(&peak) if peak > 0 => t.push_str(&format!(
+                    "{:>8.2} s  {phase:<44} peak RSS so far {:>6} MiB\n",
+                    d.as_secs_f64(),
+                    peak >> 20
+                )),
+                _ => t.push_str(&format!("{:>8.2} s  {phase}\n", d.as_secs_f64())),
+            }
         }
         eprint!("{t}");
     }
@@ -393,4 +439,20 @@ fn human(s: &Summary, out: &Path) -> String {
     }
     let _ = writeln!(t, "outputs in {}", out.display());
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("800MiB"), Ok(800 << 20));
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_size("96KiB"), Ok(96 << 10));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err() && parse_size("0").is_err() && parse_size("1.5PiB").is_err());
+    }
 }

@@ -14,8 +14,9 @@ use super::checks::{AcceptedRow, PersonKey, RowIdentity, check_row};
 use super::registry::Registry;
 use super::rows::{DoseReader, RawRow};
 use super::signer::{FacilitySigner, ISSUER};
+use super::spill::{BatchRow, RowSorter, SortedRows, Stored};
 use super::{GateError, Rejection, people};
-use crate::ledger::{Ledger, SignedPassport};
+use crate::ledger::{Ledger, LedgerDose, SignedPassport};
 use crate::passport;
 use crate::pki::SignatureAlgorithm;
 use crate::secret::DerivationKey;
@@ -43,7 +44,17 @@ pub struct SigningFacility {
     pub now: OffsetDateTime,
     /// Persons signed per round trip to the sink (one database transaction); at least 1.
     pub persons_per_commit: usize,
+    /// What the run may hold in memory, in bytes: a third of it for the accepted rows, the
+    /// rest for the registry's index, the chunks in flight and the allocator's slack. Rows
+    /// beyond their share are sorted into runs on disk (issue #11 part 3).
+    pub memory_budget: u64,
+    /// Where rows beyond the budget go (files created 0600 and unlinked at once).
+    pub spill_dir: std::path::PathBuf,
 }
+
+/// The default memory budget: 4 GiB. A first batch of 1 million persons (2.1 million rows)
+/// holds about 160 MB of sorted rows, well inside a third of it, so it never touches disk.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 4 << 30;
 
 impl SigningFacility {
     /// A run of `signer` at `now` with the deployment's `secret` and the defaults: issuer
@@ -56,7 +67,14 @@ impl SigningFacility {
             include_history: true,
             now,
             persons_per_commit: PERSONS_PER_COMMIT,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            spill_dir: std::env::temp_dir(),
         }
+    }
+
+    /// Bytes of sorted rows held in memory before they go to disk: a third of the budget.
+    pub(crate) fn rows_in_memory(&self) -> usize {
+        usize::try_from(self.memory_budget / 3).unwrap_or(usize::MAX)
     }
 
     /// The passport algorithm the facility's key implies (SPEC §10): P-256 keys sign ES256,
@@ -116,9 +134,28 @@ pub struct Summary {
     /// Passports reused from an earlier run rather than signed now.
     #[serde(skip)]
     pub reused: u64,
+    /// Sorted runs of rows written to disk because they exceeded the memory budget.
+    #[serde(skip)]
+    pub spilled_runs: u64,
     /// Wall time of each phase of the run, in order (for `--timings` and benchmarks).
     #[serde(skip)]
     pub phases: Vec<(&'static str, std::time::Duration)>,
+    /// The process's peak resident memory (bytes) at the end of each phase of `phases`, where
+    /// the system says (Linux `VmHWM`): where a run's memory goes.
+    #[serde(skip)]
+    pub phase_peaks: Vec<u64>,
+}
+
+/// The process's peak resident set so far (Linux `VmHWM`), in bytes; 0 where unknown.
+pub fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 impl Summary {
@@ -139,51 +176,96 @@ const CHECK_BLOCK: usize = 16_384;
 
 /// Runs a batch over `doses`, checking against `registry` when given.
 ///
-/// Memory: the accepted rows (about 80 bytes each plus the record id) and one UVCI per
-/// person are held until signing, because a person's rows may be anywhere in the file;
-/// rejected rows go straight to the sink.
+/// Memory: the accepted rows are held sorted by person, in memory up to a third of
+/// `facility.memory_budget` and in sorted runs on disk beyond it (a person's rows may be
+/// anywhere in the file); then the persons are merged, signed and recorded a chunk at a time.
+/// Rejected rows go straight to the sink.
 pub fn run<R: Read + Send>(
     doses: DoseReader<R>,
     registry: Option<&Registry>,
     facility: &SigningFacility,
     sink: &mut dyn BatchSink,
 ) -> Result<Summary, GateError> {
-    let today = facility.now.date();
     let mut summary = Summary::default();
+    // From the first read of the ledger (the rows' record ids, as they are checked) to the
+    // last write, this run holds it alone.
+    let locked = sink.ledger().lock_runs().map_err(|e| GateError::sink("reading or writing the ledger", e));
+    let recorded = locked.and_then(|()| run_locked(doses, registry, facility, sink, &mut summary));
+    let unlocked = sink.ledger().unlock_runs().map_err(|e| GateError::sink("releasing the ledger", e));
+    recorded?;
+    unlocked?;
+    Ok(summary)
+}
+
+fn run_locked<R: Read + Send>(
+    doses: DoseReader<R>,
+    registry: Option<&Registry>,
+    facility: &SigningFacility,
+    sink: &mut dyn BatchSink,
+    summary: &mut Summary,
+) -> Result<(), GateError> {
     let mut clock = std::time::Instant::now();
     let mut lap = |summary: &mut Summary, phase: &'static str| {
         let now = std::time::Instant::now();
         summary.phases.push((phase, now - clock));
+        summary.phase_peaks.push(peak_rss());
         clock = now;
     };
-    let (accepted, identities) = check_rows(doses, registry, today, sink, &mut summary)?;
-    lap(&mut summary, "read and check rows");
-    // From the first read of the ledger to the last write, this run holds it alone.
-    let recorded = people::from_batch(accepted, registry, &identities, facility, sink, &mut summary).and_then(|work| {
-        lap(&mut summary, "merge with the ledger");
-        people::sign_and_record(work, facility, None, sink, &mut summary)
-    });
-    let unlocked = sink.ledger().unlock_runs().map_err(|e| GateError::sink("releasing the ledger", e));
-    let (_, writer_busy) = recorded?;
-    unlocked?;
-    lap(&mut summary, "sign and record");
+    let Intake { rows, facts } = check_rows(doses, registry, facility, sink, summary)?;
+    lap(summary, "read and check rows");
+    let mut plan = people::from_batch(&rows, facts, registry, facility, sink, summary)?;
+    lap(summary, "plan persons against the ledger");
+    let (_, writer_busy) = people::sign_and_record(&mut plan, facility, None, sink, summary, false)?;
+    lap(summary, "merge, sign and record, chunk by chunk");
     summary.phases.push(("  of which the writer was busy recording", writer_busy));
-    Ok(summary)
+    summary.phase_peaks.push(peak_rss());
+    Ok(())
+}
+
+/// What the first phase of a run leaves: every accepted row sorted by person (in memory or
+/// spilled), and the little the planning needs besides.
+pub(super) struct Intake {
+    /// The accepted rows, by person key then file order.
+    pub rows: SortedRows,
+    /// What else was learnt on the way.
+    pub facts: IntakeFacts,
+}
+
+/// What the first phase learns of the accepted rows besides the rows.
+pub(super) struct IntakeFacts {
+    /// A fingerprint of each accepted row's record id, for finding repeated ids.
+    pub fingerprints: Vec<u64>,
+    /// Rows whose record id the ledger holds with other content, with that content.
+    pub differs: Vec<(BatchRow, LedgerDose)>,
+    /// Which registry persons have rows (one bit each).
+    pub in_registry: Vec<u64>,
+}
+
+/// A record id's fingerprint: equal ids have equal fingerprints; equal fingerprints are
+/// compared by their ids before a row is called a repeat.
+pub(super) fn fingerprint(record_id: &str) -> u64 {
+    use std::hash::{BuildHasher as _, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(record_id)
 }
 
 /// The first phase of a run: every row of `doses` parsed and checked on its own (SPEC §5 up
 /// to `BAD_DATE`; the per-person checks come with the ledger), rejections counted and handed
-/// to the sink in file order. Returns the accepted rows and the first identity each person
-/// was typed with.
+/// to the sink in file order. The accepted rows are looked up in the ledger a block at a time
+/// and sorted by person, within `facility`'s memory budget.
 fn check_rows<R: Read + Send>(
     mut doses: DoseReader<R>,
     registry: Option<&Registry>,
-    today: time::Date,
+    facility: &SigningFacility,
     sink: &mut dyn BatchSink,
     summary: &mut Summary,
-) -> Result<(Vec<AcceptedRow>, HashMap<PersonKey, RowIdentity>), GateError> {
-    let mut accepted = Vec::new();
-    let mut identities: HashMap<PersonKey, RowIdentity> = HashMap::new();
+) -> Result<Intake, GateError> {
+    let today = facility.now.date();
+    let mut sorter = RowSorter::new(facility.rows_in_memory(), facility.spill_dir.clone());
+    let mut facts = IntakeFacts {
+        fingerprints: Vec::new(),
+        differs: Vec::new(),
+        in_registry: vec![0u64; registry.map_or(0, |r| r.len().div_ceil(64))],
+    };
     // One thread splits the file into rows, block by block; the pool parses and checks the
     // previous block meanwhile. Rows are accounted in file order.
     let parser = doses.parser();
@@ -210,26 +292,18 @@ fn check_rows<R: Read + Send>(
         for block in rx {
             let first = summary.input_rows;
             summary.input_rows += block.len() as u64;
-            let checked: Vec<_> = block
+            let checked: Vec<Result<Option<BatchRow>, Rejection>> = block
                 .into_par_iter()
                 .enumerate()
                 .map(|(i, raw)| match raw {
-                    RawRow::Record(record) => {
-                        parser.parse(&record).and_then(|row| check_row(&row, first + i as u64, registry, today))
-                    }
+                    RawRow::Record(record) => parser
+                        .parse(&record)
+                        .and_then(|row| check_row(&row, first + i as u64, registry, today))
+                        .map(|(acc, identity)| batch_row(acc, identity, registry, facility)),
                     RawRow::Unreadable(r) => Err(r),
                 })
                 .collect();
-            outcome = checked.into_iter().try_for_each(|c| match c {
-                Ok((acc, identity)) => {
-                    if let Some(identity) = identity {
-                        identities.entry(acc.person.clone()).or_insert(identity);
-                    }
-                    accepted.push(acc);
-                    Ok(())
-                }
-                Err(r) => reject(summary, &r, sink),
-            });
+            outcome = intake_block(checked, sink, summary, &mut sorter, &mut facts);
             if outcome.is_err() {
                 break;
             }
@@ -238,7 +312,85 @@ fn check_rows<R: Read + Send>(
         let read = reader.join().map_err(|_| GateError::Invariant("the reader thread panicked"))?;
         outcome.and(read)
     })?;
-    Ok((accepted, identities))
+    summary.spilled_runs = sorter.runs() as u64;
+    Ok(Intake { rows: sorter.finish(), facts })
+}
+
+/// An accepted row with its person's ledger key; `None` when the key cannot be derived.
+fn batch_row(
+    acc: AcceptedRow,
+    identity: Option<RowIdentity>,
+    registry: Option<&Registry>,
+    facility: &SigningFacility,
+) -> Option<BatchRow> {
+    let key_text = match (&acc.person, &identity) {
+        (PersonKey::Registry(i), _) => registry?.person(*i)?.id_number,
+        (PersonKey::Foreign(nat, no), _) => format!("F:{nat}:{no}"),
+        (PersonKey::Offline(_), Some(ident)) => ident.id_number.clone(),
+        (PersonKey::Offline(_), None) => return None,
+    };
+    let hash = <[u8; 16]>::try_from(facility.secret.id_hash(&key_text).as_slice()).ok()?;
+    Some(BatchRow {
+        hash,
+        order: acc.order,
+        person: acc.person,
+        record_id: acc.record_id,
+        facility_code: acc.facility_code,
+        dose: acc.dose,
+        identity,
+        stored: Stored::New,
+    })
+}
+
+/// Accounts one checked block: rejections to the sink, accepted rows looked up in the ledger
+/// and sorted.
+fn intake_block(
+    checked: Vec<Result<Option<BatchRow>, Rejection>>,
+    sink: &mut dyn BatchSink,
+    summary: &mut Summary,
+    sorter: &mut RowSorter,
+    facts: &mut IntakeFacts,
+) -> Result<(), GateError> {
+    let mut accepted = Vec::with_capacity(checked.len());
+    for c in checked {
+        match c {
+            Ok(Some(row)) => accepted.push(row),
+            // A person without an identity would leave their rows in neither output: stop.
+            Ok(None) => return Err(GateError::Invariant("a person's identity could not be derived")),
+            Err(r) => reject(summary, &r, sink)?,
+        }
+    }
+    if accepted.is_empty() {
+        return Ok(());
+    }
+    let record_ids: Vec<&str> = accepted.iter().map(|r| r.record_id.as_str()).collect();
+    let stored: HashMap<String, LedgerDose> = sink
+        .ledger()
+        .by_record(&record_ids)
+        .map_err(|e| GateError::sink("reading or writing the ledger", e))?
+        .into_iter()
+        .map(|d| (d.record_id.clone(), d))
+        .collect();
+    drop(record_ids);
+    for mut row in accepted {
+        facts.fingerprints.push(fingerprint(&row.record_id));
+        if let PersonKey::Registry(i) = row.person
+            && let Some(word) = facts.in_registry.get_mut(i as usize / 64)
+        {
+            *word |= 1 << (i % 64);
+        }
+        if let Some(entry) = stored.get(&row.record_id) {
+            let same = entry.person.as_slice() == row.hash
+                && entry.dose.date == row.dose.date
+                && entry.dose.vaccine.mp == row.dose.vaccine.mp;
+            row.stored = if same { Stored::Same } else { Stored::Differs };
+            if !same {
+                facts.differs.push((row.clone(), entry.clone()));
+            }
+        }
+        sorter.push(&row)?;
+    }
+    Ok(())
 }
 
 /// Counts a rejected row and hands it to the sink.

@@ -86,13 +86,13 @@ fn sex_word(s: Sex) -> &'static str {
 }
 
 /// The registry person a row names, or the reason it does not match (SPEC §5).
-fn match_registry<'r>(
+fn match_registry(
     row: &DoseRow<'_>,
     id: &IdNumber,
     dob: &PartialDate,
     sex: Sex,
-    registry: &'r Registry,
-) -> Result<(u32, &'r RegistryPerson), Rejection> {
+    registry: &Registry,
+) -> Result<(u32, RegistryPerson), Rejection> {
     let found = match id {
         // A re-issued person typed with their earlier number is the same person (SPEC §8.4).
         IdNumber::Cccd(n) => registry.by_id(n).or_else(|| registry.by_previous_id(n)),
@@ -101,10 +101,12 @@ fn match_registry<'r>(
             let mut first = None;
             let mut full = None;
             for (i, p) in registry.by_old_id(n) {
-                first.get_or_insert((i, p));
                 if names_match(row.full_name, &p.full_name) && crate::dates::dob_matches(dob, &p.dob) && p.sex == sex {
                     full = Some((i, p));
                     break;
+                }
+                if first.is_none() {
+                    first = Some((i, p));
                 }
             }
             full.or(first)
@@ -115,12 +117,7 @@ fn match_registry<'r>(
         return Err(reject(row, RejectReason::NotInRegistry, "no registry person has this number", ""));
     };
     if !names_match(row.full_name, &person.full_name) {
-        return Err(reject(
-            row,
-            RejectReason::NameMismatch,
-            "the name differs from the registry",
-            person.full_name.clone(),
-        ));
+        return Err(reject(row, RejectReason::NameMismatch, "the name differs from the registry", person.full_name));
     }
     if !crate::dates::dob_matches(dob, &person.dob) {
         return Err(reject(
@@ -168,7 +165,7 @@ pub(super) fn check_row(
         // An earlier number of a re-issued person encodes the birth year or sex that was
         // corrected, so its digits are not checked (SPEC §8.4); the registry comparison
         // below still checks the row's name, birth date and sex.
-        let earlier_number = registry.is_some_and(|r| r.by_previous_id(n).is_some());
+        let earlier_number = registry.is_some_and(|r| r.is_previous_id(n));
         if !earlier_number {
             check_cccd_consistency(n, Some(dob.year()), Some(sex)).map_err(|p| id_rejection(row, p))?;
         }

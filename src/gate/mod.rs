@@ -15,10 +15,11 @@ mod people;
 mod registry;
 mod rows;
 mod signer;
+mod spill;
 
 pub use crate::ledger::{MIN_DOSE_INTERVAL_DAYS, SignedPassport};
 pub use crate::secret::{DerivationKey, SealError};
-pub use batch::{BatchSink, PERSONS_PER_COMMIT, SigningFacility, Summary, run};
+pub use batch::{BatchSink, DEFAULT_MEMORY_BUDGET, PERSONS_PER_COMMIT, SigningFacility, Summary, peak_rss, run};
 pub use checks::{PROGRAMME_START, PersonKey};
 pub use people::{RetractScope, Retraction, retract, retraction_run_id};
 pub use registry::{Registry, RegistryPerson};

@@ -58,6 +58,8 @@ struct World {
     /// The PostgreSQL database to drop afterwards, if the store is one.
     postgres: Option<String>,
     registry: Registry,
+    /// `SigningFacility::memory_budget` of its runs.
+    budget: u64,
 }
 
 /// The PostgreSQL server the store tests use (tests/it/store_postgres.rs).
@@ -68,7 +70,21 @@ impl World {
     fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("v.db").display());
-        World { _dir: dir, url, postgres: None, registry: Registry::load(REGISTRY.as_bytes(), "r.csv").unwrap() }
+        World {
+            _dir: dir,
+            url,
+            postgres: None,
+            registry: Registry::load(REGISTRY.as_bytes(), "r.csv").unwrap(),
+            budget: crate::gate::DEFAULT_MEMORY_BUDGET,
+        }
+    }
+
+    /// On a fresh SQLite file, with a memory budget of one byte: every accepted row goes to
+    /// its own sorted run on disk (and past 64 runs, the runs are merged into one).
+    fn spilling() -> World {
+        let mut w = World::new();
+        w.budget = 1;
+        w
     }
 
     /// On a fresh PostgreSQL database: the same behaviour through the other store.
@@ -88,6 +104,7 @@ impl World {
             url: format!("{POSTGRES}/{name}"),
             postgres: Some(name),
             registry: Registry::load(REGISTRY.as_bytes(), "r.csv").unwrap(),
+            budget: crate::gate::DEFAULT_MEMORY_BUDGET,
         }
     }
 
@@ -115,7 +132,12 @@ impl World {
         let mut sink = self.sink(run_id);
         let text = format!("{HEADER}{rows}");
         let reader = DoseReader::new(text.as_bytes(), "doses.csv").unwrap();
-        let summary = super::super::run(reader, Some(registry), &World::facility("01001"), &mut sink).unwrap();
+        let facility = SigningFacility {
+            memory_budget: self.budget,
+            spill_dir: self._dir.path().to_owned(),
+            ..World::facility("01001")
+        };
+        let summary = super::super::run(reader, Some(registry), &facility, &mut sink).unwrap();
         (summary, sink)
     }
 
@@ -399,6 +421,62 @@ fn replay(w: &World, steps: &[Step]) -> Result<(), TestCaseError> {
         prop_assert_eq!(before, after, "re-running a batch changes nothing");
     }
     Ok(())
+}
+
+/// The scenarios above with every accepted row spilled to disk: the same outcomes.
+#[test]
+fn the_scenarios_hold_when_rows_spill() {
+    a_late_booster_supersedes_and_a_rerun_changes_nothing_on(World::spilling());
+    a_corrected_date_revokes_the_passport_that_carried_it_on(World::spilling());
+    a_correction_that_fails_the_gate_changes_nothing_on(World::spilling());
+    a_dose_moved_to_its_real_owner_revokes_and_reissues_both_on(World::spilling());
+    retraction_revokes_reissues_and_keeps_to_the_facilitys_own_records_on(World::spilling());
+    a_row_of_another_facility_cannot_rewrite_a_record_on(World::spilling());
+    a_re_issued_number_keeps_one_ledger_for_the_person_on(World::spilling());
+    an_expired_passport_is_not_handed_out_again_on(World::spilling());
+    a_new_person_whose_only_row_is_refused_gets_nothing_on(World::spilling());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// For any sequence of batches (repeated record ids, duplicates, corrections, doses
+    /// moved between persons) and retractions, a run whose every row spills to disk lists,
+    /// rejects and counts exactly what a run holding its rows in memory does.
+    #[test]
+    fn spilling_every_row_changes_no_outcome(steps in prop::collection::vec(step(), 1..6)) {
+        let (held, spilled) = (World::new(), World::spilling());
+        for (n, s) in steps.iter().enumerate() {
+            match s {
+                Step::Batch(rows) => {
+                    let text: String = rows
+                        .iter()
+                        .map(|(id, p, off, pfizer)| {
+                            row(&format!("R{id}"), *p, if *pfizer { "Pfizer" } else { "Moderna" }, &day(*off))
+                        })
+                        .collect();
+                    let outcome = |(summary, sink): (Summary, Sink)| {
+                        let listed: Vec<_> = sink
+                            .listed
+                            .iter()
+                            .map(|p| (p.uvci.clone(), p.id_number.clone(), p.record_ids.clone(), p.claim_code.clone()))
+                            .collect();
+                        (Summary { phases: Vec::new(), phase_peaks: Vec::new(), spilled_runs: 0, ..summary }, sink.rejected, listed)
+                    };
+                    let a = outcome(held.sign(&format!("b{n}"), &text));
+                    let b = outcome(spilled.sign(&format!("b{n}"), &text));
+                    prop_assert_eq!(a, b, "step {}", n);
+                }
+                Step::Retract(ids) => {
+                    let ids: Vec<String> = ids.iter().map(|i| format!("R{i}")).collect();
+                    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                    prop_assert_eq!(
+                        held.retract(&format!("r{n}"), &refs, RetractScope::Ministry),
+                        spilled.retract(&format!("r{n}"), &refs, RetractScope::Ministry)
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// The scenarios above through the PostgreSQL store (its write path takes a chunk's rows as

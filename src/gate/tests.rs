@@ -293,7 +293,7 @@ fn empty_input_gives_an_empty_valid_summary() {
     let phases: Vec<&str> = s.phases.iter().map(|(name, _)| *name).collect();
     assert_eq!(phases.first(), Some(&"read and check rows"));
     assert_eq!(phases.last(), Some(&"  of which the writer was busy recording"));
-    assert_eq!(Summary { phases: Vec::new(), ..s }, Summary::default());
+    assert_eq!(Summary { phases: Vec::new(), phase_peaks: Vec::new(), ..s }, Summary::default());
 }
 
 #[test]

@@ -20,6 +20,7 @@ mod service_limits;
 mod service_multi;
 mod sign_batch;
 mod sign_ledger;
+mod sign_memory;
 mod sign_resume;
 mod sign_truth;
 mod store_postgres;
