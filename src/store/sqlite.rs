@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::{
-    BatchRecord, BatchRejection, BatchResults, HOLDER_JOIN, LedgerChange, Revocation, RunChanges, STATUS_SQL, Store,
-    StoreError, StoredPassport, TokenSelector, VERSION_TABLE, audit_records, covered_json, ledger_row, passport_record,
+    BatchRecord, BatchRejection, BatchResults, LedgerChange, Revocation, RunChanges, STATUS_SQL, Store, StoreError,
+    StoredPassport, TokenSelector, VERSION_TABLE, audit_records, covered_json, ledger_row, passport_record,
     pending_migrations, to_i64,
 };
 use crate::ledger::{LedgerDose, PassportRecord, PassportStatus, PersonHash, iso};
@@ -361,7 +361,7 @@ impl Store for SqliteStore {
         let rows = self.query_in(
             &format!(
                 "SELECT p.uvci, p.person_hash, p.holder_hash, p.content_hash, p.doses, {STATUS_SQL}, p.kid, '', \
-                 p.signed_at FROM passports p {HOLDER_JOIN} WHERE p.person_hash IN ({{}}) ORDER BY p.signed_at, p.uvci"
+                 p.signed_at FROM passports p WHERE p.person_hash IN ({{}}) ORDER BY p.signed_at, p.uvci"
             ),
             persons,
             |r| {
@@ -514,11 +514,9 @@ impl Store for SqliteStore {
     fn passport_by_uvci(&mut self, uvci: &str) -> Result<Option<(String, PassportStatus)>, StoreError> {
         let row: Option<(String, String)> = self
             .conn
-            .query_row(
-                &format!("SELECT p.hc1, {STATUS_SQL} FROM passports p {HOLDER_JOIN} WHERE p.uvci = ?1"),
-                [uvci],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row(&format!("SELECT p.hc1, {STATUS_SQL} FROM passports p WHERE p.uvci = ?1"), [uvci], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         row.map(|(hc1, status)| Ok((hc1, PassportStatus::parse(&status).ok_or(StoreError::Corrupt("status"))?)))
             .transpose()
@@ -526,7 +524,7 @@ impl Store for SqliteStore {
 
     fn passports_by_id_hash(&mut self, id_hash: &[u8]) -> Result<Vec<StoredPassport>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT p.uvci, p.claim_hash, p.hc1, {STATUS_SQL} FROM passports p {HOLDER_JOIN} \
+            "SELECT p.uvci, p.claim_hash, p.hc1, {STATUS_SQL} FROM passports p \
              WHERE p.id_hash = ?1 ORDER BY p.signed_at, p.uvci"
         ))?;
         let rows = stmt.query_map([id_hash], |r| {
