@@ -370,7 +370,10 @@ pub(crate) mod tests {
             assert_eq!(qr_text_from_photo(&png), Err(ScanError::NoQrCode));
             let took = start.elapsed();
             eprintln!("{SCAN_MAX_SIDE} px, {} patterns of {module} px modules: {took:?}", per_side * per_side);
-            assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+            // A bound on runaway search, not a benchmark: each lattice takes 1–3 s on an idle
+            // core and took 7.5 s once on two cores shared with builds; the uncapped search
+            // it guards against grows with the number of patterns (`uncapped_search_cost`).
+            assert!(took < std::time::Duration::from_secs(30), "{took:?}");
         }
     }
 
