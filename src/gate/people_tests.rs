@@ -351,6 +351,13 @@ proptest! {
     }
 }
 
+/// The `doses.csv` rows of a [`Step::Batch`].
+fn batch_text(rows: &[(u8, usize, u16, bool)]) -> String {
+    rows.iter()
+        .map(|(id, p, off, pfizer)| row(&format!("R{id}"), *p, if *pfizer { "Pfizer" } else { "Moderna" }, &day(*off)))
+        .collect()
+}
+
 /// Runs `steps` in `w` and checks the property of
 /// [`current_passports_always_carry_exactly_the_ledger`].
 fn replay(w: &World, steps: &[Step]) -> Result<(), TestCaseError> {
@@ -358,12 +365,7 @@ fn replay(w: &World, steps: &[Step]) -> Result<(), TestCaseError> {
     for (n, s) in steps.iter().enumerate() {
         match s {
             Step::Batch(rows) => {
-                let text: String = rows
-                    .iter()
-                    .map(|(id, p, off, pfizer)| {
-                        row(&format!("R{id}"), *p, if *pfizer { "Pfizer" } else { "Moderna" }, &day(*off))
-                    })
-                    .collect();
+                let text = batch_text(rows);
                 w.sign(&format!("b{n}"), &text);
                 last_batch = Some((format!("b{n}"), text));
             }
@@ -448,12 +450,7 @@ proptest! {
         for (n, s) in steps.iter().enumerate() {
             match s {
                 Step::Batch(rows) => {
-                    let text: String = rows
-                        .iter()
-                        .map(|(id, p, off, pfizer)| {
-                            row(&format!("R{id}"), *p, if *pfizer { "Pfizer" } else { "Moderna" }, &day(*off))
-                        })
-                        .collect();
+                    let text = batch_text(rows);
                     let outcome = |(summary, sink): (Summary, Sink)| {
                         let listed: Vec<_> = sink
                             .listed
