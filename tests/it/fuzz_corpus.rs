@@ -1,4 +1,4 @@
-//! Replays the fuzzing corpus (`fuzz/corpus/<target>/`, minimised with `cargo fuzz cmin`)
+//! Replays the fuzzing corpus (`fuzz/corpus/<target>/`, minimised by edges as fuzz/README says)
 //! through the fuzz targets' own bodies (`fuzz/src/lib.rs`, included here), on stable and
 //! without libFuzzer: every input that once reached new code must still return without a
 //! panic and in bounded time. Crashes found by fuzzing are kept in the corpus too.
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 mod targets;
 
 /// Longest time one input may take here (a debug build of the crate, optimised
-/// dependencies): the slowest input of the minimised corpus, a photo, took 0.04 s on 2 busy
+/// dependencies): the slowest input of the minimised corpus, a photo, took 0.067 s on 2
 /// cores (a full-size QR photo 1.3 s); the fuzzing itself ran with libFuzzer's `-timeout=2`
 /// on optimised code.
 const MAX_PER_INPUT: Duration = Duration::from_secs(5);
