@@ -73,9 +73,10 @@ pub(super) struct SignArgs {
     #[arg(long)]
     no_history: bool,
     /// Persons signed per database transaction. Smaller loses less work when a run is
-    /// killed; larger writes the database faster.
-    #[arg(long, value_name = "N", default_value_t = gate::PERSONS_PER_COMMIT as u32, value_parser = clap::value_parser!(u32).range(1..))]
-    commit_every: u32,
+    /// killed and holds less in memory; larger writes a large database faster. Default: the
+    /// memory budget / 48 KiB, between 32768 and 131072 (87381 at the default 4GiB).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    commit_every: Option<u32>,
     /// Signing threads (default: all cores).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
@@ -283,7 +284,9 @@ pub(super) fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     let reader = DoseReader::new(std::io::BufReader::with_capacity(1 << 20, input), &args.input.display().to_string())?;
     let facility = SigningFacility {
         include_history: !args.no_history,
-        persons_per_commit: args.commit_every as usize,
+        persons_per_commit: args
+            .commit_every
+            .map_or_else(|| gate::persons_per_commit(args.memory_budget), |n| n as usize),
         memory_budget: args.memory_budget,
         spill_dir: args.out.clone(),
         ..SigningFacility::new(signer, load_secret(&args.secret)?, now)

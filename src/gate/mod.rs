@@ -19,7 +19,10 @@ mod spill;
 
 pub use crate::ledger::{MIN_DOSE_INTERVAL_DAYS, SignedPassport};
 pub use crate::secret::{DerivationKey, SealError};
-pub use batch::{BatchSink, DEFAULT_MEMORY_BUDGET, PERSONS_PER_COMMIT, SigningFacility, Summary, peak_rss, run};
+pub use batch::{
+    BatchSink, DEFAULT_MEMORY_BUDGET, MAX_PERSONS_PER_COMMIT, PERSONS_PER_COMMIT, SigningFacility, Summary, peak_rss,
+    persons_per_commit, run,
+};
 pub use checks::{PROGRAMME_START, PersonKey};
 pub use people::{RetractScope, Retraction, retract, retraction_run_id};
 pub use registry::{Registry, RegistryPerson};

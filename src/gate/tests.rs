@@ -436,3 +436,16 @@ fn without_the_previous_ids_column_earlier_numbers_are_checked_as_before() {
         ]
     );
 }
+
+#[test]
+fn persons_per_commit_follows_the_memory_budget_within_its_bounds() {
+    // The default budget gets the larger chunks the follow-up benchmark measured faster.
+    assert_eq!(persons_per_commit(DEFAULT_MEMORY_BUDGET), 87_381);
+    // 1.5 GiB (the 10-million-person run's budget) and below keep today's chunk.
+    assert_eq!(persons_per_commit(3 << 29), PERSONS_PER_COMMIT);
+    assert_eq!(persons_per_commit(256 << 20), PERSONS_PER_COMMIT);
+    assert_eq!(persons_per_commit(0), PERSONS_PER_COMMIT);
+    // A large budget stops at the bound.
+    assert_eq!(persons_per_commit(64 << 30), MAX_PERSONS_PER_COMMIT);
+    assert_eq!(persons_per_commit(u64::MAX), MAX_PERSONS_PER_COMMIT);
+}
